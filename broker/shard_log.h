@@ -19,6 +19,14 @@
  * Durability (DESIGN decision 1): an append returns after write(2) — it survives a killed
  * process. BRK_FSYNC_EVERYSEC: the broker's flusher calls brk_log_sync about once a second.
  * BRK_FSYNC_ALWAYS: the appender calls brk_log_wait_durable(ticket) after releasing its lock.
+ *
+ * Errors (implementation notes, shard_log.c): -errno for system failures; SL_ECORRUPT when a
+ * read meets a bad frame or a gap left by one (never returned as data), or when open finds
+ * segments that overlap or an active segment of an unknown format version; SL_ETOOBIG for a
+ * record whose key+data exceed BRK_SEG_PAYLOAD_MAX (64 MiB); SL_EINVAL for NULL pointers with
+ * non-zero lengths; SL_ENOMEM. An fsync failure is sticky: every later append, sync and wait
+ * of that log returns it (the kernel may have dropped the dirty pages). Arrival times below
+ * the newest stored one are stored clamped to it; max_records == 0 reads nothing.
  */
 #ifndef BRK_SHARD_LOG_H
 #define BRK_SHARD_LOG_H
