@@ -33,7 +33,7 @@
 
 #include "broker/sl_common.h"
 
-typedef struct brk brk;
+typedef struct brk_broker brk_broker;
 
 enum brk_fsync { BRK_FSYNC_EVERYSEC = 0, BRK_FSYNC_ALWAYS, BRK_FSYNC_NO };
 
@@ -54,15 +54,15 @@ typedef struct brk_opts {
 
 /* Opens (creating if needed) a data directory; recovers every shard's tail (torn record
  * truncated). Starts the background fsync thread for BRK_FSYNC_EVERYSEC. */
-int brk_open(brk **out, const brk_opts *opts, sl_err *err);
+int brk_open(brk_broker **out, const brk_opts *opts, sl_err *err);
 /* Flushes and fsyncs everything, stops background threads, closes the catalog. NULL is fine. */
-void brk_close(brk *b);
+void brk_close(brk_broker *b);
 /* Periodic housekeeping (retention: deletes whole expired segments; status transitions that
  * are due; DELETING streams removed). The daemon calls it about once a second; safe anytime. */
-void brk_maintain(brk *b);
+void brk_maintain(brk_broker *b);
 
-const char *brk_region(const brk *b);
-const char *brk_account(const brk *b);
+const char *brk_region(const brk_broker *b);
+const char *brk_account(const brk_broker *b);
 
 /* ---- streams ------------------------------------------------------------------------------ */
 
@@ -86,16 +86,16 @@ typedef struct brk_create_opts {
     size_t ntags;
 } brk_create_opts;
 
-int brk_stream_create(brk *b, const brk_create_opts *o, sl_err *err);
+int brk_stream_create(brk_broker *b, const brk_create_opts *o, sl_err *err);
 /* Marks the stream DELETING (visible as such for transition_ms) and then removes it with its
  * shards' files. Appends and reads fail with SL_ENOTFOUND once it is gone. */
-int brk_stream_delete(brk *b, const char *name, sl_err *err);
+int brk_stream_delete(brk_broker *b, const char *name, sl_err *err);
 
 /* "arn:aws:kinesis:<region>:<account>:stream/<name>" */
-int brk_stream_arn(const brk *b, const char *name, char *buf, size_t len);
+int brk_stream_arn(const brk_broker *b, const char *name, char *buf, size_t len);
 /* Resolves an ARN to a stream name (checks shape, region and account). SL_EVALIDATION for a
  * malformed ARN, SL_ENOTFOUND for another account/region. */
-int brk_stream_name_from_arn(const brk *b, const char *arn, char *name, size_t len, sl_err *err);
+int brk_stream_name_from_arn(const brk_broker *b, const char *arn, char *name, size_t len, sl_err *err);
 
 /* Hash keys cross the API as decimal strings of up to 39 digits. */
 #define BRK_HASHKEY_STRLEN 40
@@ -131,35 +131,35 @@ typedef struct brk_stream_info {
 
 /* Fills a snapshot; free with brk_stream_info_free. SL_ENOTFOUND with AWS's message
  * ("Stream foo under account 000000000000 not found."). */
-int brk_stream_describe(brk *b, const char *name, brk_stream_info *out, sl_err *err);
+int brk_stream_describe(brk_broker *b, const char *name, brk_stream_info *out, sl_err *err);
 void brk_stream_info_free(brk_stream_info *info);
 
 /* All stream names in lexicographic order; free with brk_names_free. */
-int brk_stream_list(brk *b, char ***names, size_t *n);
+int brk_stream_list(brk_broker *b, char ***names, size_t *n);
 void brk_names_free(char **names, size_t n);
 
 /* Retention: SPEC 1.4 rules and messages (24..8760; increase may not shorten, decrease may
  * not lengthen). */
-int brk_retention_increase(brk *b, const char *name, uint32_t hours, sl_err *err);
-int brk_retention_decrease(brk *b, const char *name, uint32_t hours, sl_err *err);
+int brk_retention_increase(brk_broker *b, const char *name, uint32_t hours, sl_err *err);
+int brk_retention_decrease(brk_broker *b, const char *name, uint32_t hours, sl_err *err);
 
 /* Tags: add overwrites same keys; > 50 per stream is SL_EINVAL; list is sorted by key. */
-int brk_tags_add(brk *b, const char *name, const brk_tag *tags, size_t n, sl_err *err);
-int brk_tags_remove(brk *b, const char *name, char *const *keys, size_t n, sl_err *err);
-int brk_tags_list(brk *b, const char *name, brk_tag **tags, size_t *n, sl_err *err);
+int brk_tags_add(brk_broker *b, const char *name, const brk_tag *tags, size_t n, sl_err *err);
+int brk_tags_remove(brk_broker *b, const char *name, char *const *keys, size_t n, sl_err *err);
+int brk_tags_list(brk_broker *b, const char *name, brk_tag **tags, size_t *n, sl_err *err);
 void brk_tags_free(brk_tag *tags, size_t n);
 
-int brk_stream_set_mode(brk *b, const char *name, enum brk_stream_mode mode, sl_err *err);
+int brk_stream_set_mode(brk_broker *b, const char *name, enum brk_stream_mode mode, sl_err *err);
 
 /* ---- resharding (SPEC 1.4, 2.5) ------------------------------------------------------------ */
 
-int brk_split_shard(brk *b, const char *name, const char *shard_id,
+int brk_split_shard(brk_broker *b, const char *name, const char *shard_id,
                     const char *new_starting_hash_key, sl_err *err);
-int brk_merge_shards(brk *b, const char *name, const char *shard_id, const char *adjacent_id,
+int brk_merge_shards(brk_broker *b, const char *name, const char *shard_id, const char *adjacent_id,
                      sl_err *err);
 /* UNIFORM_SCALING to `target` open shards (built on splits and merges; the final open shards
  * cover equal ranges as in SPEC 2.1). Out: the open count before. */
-int brk_update_shard_count(brk *b, const char *name, uint32_t target, uint32_t *current,
+int brk_update_shard_count(brk_broker *b, const char *name, uint32_t target, uint32_t *current,
                            sl_err *err);
 
 /* ---- appends ------------------------------------------------------------------------------- */
@@ -181,11 +181,11 @@ typedef struct brk_put_result {
 } brk_put_result;
 
 /* One record (PutRecord). seq_for_ordering may be NULL. Whole-call errors only. */
-int brk_put_record(brk *b, const char *stream, const brk_put_entry *e,
+int brk_put_record(brk_broker *b, const char *stream, const brk_put_entry *e,
                    const char *seq_for_ordering, brk_put_result *res, sl_err *err);
 /* A batch (PutRecords, 1..500 records, 5 MiB): validation errors fail the whole call; per-record
  * failures (throttling) are reported in res[i] and counted in *failed. res has n entries. */
-int brk_put_records(brk *b, const char *stream, const brk_put_entry *e, size_t n,
+int brk_put_records(brk_broker *b, const char *stream, const brk_put_entry *e, size_t n,
                     brk_put_result *res, size_t *failed, sl_err *err);
 
 /* ---- reads --------------------------------------------------------------------------------- */
@@ -202,7 +202,7 @@ enum brk_iter_type {
  * AT_/AFTER_SEQUENCE_NUMBER and must be NULL otherwise; timestamp_ms is used only with
  * AT_TIMESTAMP (has_timestamp says whether one was given). */
 #define BRK_ITER_MAX 513
-int brk_get_iterator(brk *b, const char *stream, const char *shard_id, enum brk_iter_type type,
+int brk_get_iterator(brk_broker *b, const char *stream, const char *shard_id, enum brk_iter_type type,
                      const char *seq, bool has_timestamp, int64_t timestamp_ms,
                      char iterator[BRK_ITER_MAX], sl_err *err);
 
@@ -236,20 +236,20 @@ typedef struct brk_records {
 /* GetRecords: up to `limit` records (1..10000) and 10 MiB from the iterator's position. Never
  * blocks. Free the result with brk_records_free. SL_EINVAL "Invalid ShardIterator." for a
  * forged/garbled token, SL_EEXPIRED with AWS's text for an old one. */
-int brk_get_records(brk *b, const char *iterator, uint32_t limit, brk_records *out, sl_err *err);
+int brk_get_records(brk_broker *b, const char *iterator, uint32_t limit, brk_records *out, sl_err *err);
 void brk_records_free(brk_records *r);
 
 /* ---- direct shard reads for in-process consumers (event-source mappings) ------------------- *
  * Same data as GetRecords without tokens: read from a position given as a sequence number
  * (after=true: strictly after it; seq NULL/"" = trim horizon). Records older than retention
  * are skipped. `*end` is set when the shard is closed and the read reached its end. */
-int brk_read_shard(brk *b, const char *stream, const char *shard_id, const char *seq, bool after,
+int brk_read_shard(brk_broker *b, const char *stream, const char *shard_id, const char *seq, bool after,
                    uint32_t limit, size_t max_bytes, brk_records *out, bool *end, sl_err *err);
 /* Sequence number of the newest record of a shard ("" when empty) and of the first record at or
  * after timestamp_ms ("" when none yet). */
-int brk_shard_tip(brk *b, const char *stream, const char *shard_id, char seq[BRK_SEQ_STRLEN],
+int brk_shard_tip(brk_broker *b, const char *stream, const char *shard_id, char seq[BRK_SEQ_STRLEN],
                   sl_err *err);
-int brk_shard_seq_at_time(brk *b, const char *stream, const char *shard_id, int64_t ts_ms,
+int brk_shard_seq_at_time(brk_broker *b, const char *stream, const char *shard_id, int64_t ts_ms,
                           char seq[BRK_SEQ_STRLEN], sl_err *err);
 
 /* Sequence number helpers: compare (<0, 0, >0; numeric), shard index it encodes. */
@@ -263,19 +263,21 @@ int brk_seq_shard_index(const char *seq, uint32_t *index);
 typedef void (*brk_watch_fn)(void *ctx, const char *stream, const char *shard_id, bool closed);
 typedef struct brk_watch brk_watch;
 /* Watches every shard of a stream (shards created later included). */
-int brk_watch_add(brk *b, const char *stream, brk_watch_fn fn, void *ctx, brk_watch **out);
-/* After it returns the callback is not running and will not run again. NULL is fine. */
-void brk_watch_remove(brk *b, brk_watch *w);
+int brk_watch_add(brk_broker *b, const char *stream, brk_watch_fn fn, void *ctx, brk_watch **out);
+/* After it returns the callback is not running and will not run again. NULL is fine. Called from
+ * the watch's own callback it returns at once (that callback finishes, none runs again). */
+void brk_watch_remove(brk_broker *b, brk_watch *w);
 
 /* ---- catalog key/value area for other modules (functions, mappings, checkpoints) ----------- *
  * Small values (JSON text) keyed by (ns, key) in the same SQLite catalog; durable when the call
  * returns (WAL, synchronous=NORMAL). */
-int brk_meta_put(brk *b, const char *ns, const char *key, const char *value, size_t len);
+int brk_meta_put(brk_broker *b, const char *ns, const char *key, const char *value, size_t len);
 /* *value is a NUL-terminated copy (free with sl_free); SL_ENOTFOUND when absent. */
-int brk_meta_get(brk *b, const char *ns, const char *key, char **value, size_t *len);
-int brk_meta_del(brk *b, const char *ns, const char *key);
+int brk_meta_get(brk_broker *b, const char *ns, const char *key, char **value, size_t *len);
+/* Deleting an absent key is not an error (returns 0). */
+int brk_meta_del(brk_broker *b, const char *ns, const char *key);
 /* Every key of a namespace in key order; free with brk_names_free. */
-int brk_meta_keys(brk *b, const char *ns, char ***keys, size_t *n);
+int brk_meta_keys(brk_broker *b, const char *ns, char ***keys, size_t *n);
 
 /* Broker-wide counters (for /health and benchmarks). */
 typedef struct brk_stats {
@@ -284,6 +286,6 @@ typedef struct brk_stats {
     uint64_t records_appended;
     uint64_t bytes_appended;
 } brk_stats;
-void brk_get_stats(brk *b, brk_stats *out);
+void brk_get_stats(brk_broker *b, brk_stats *out);
 
 #endif
