@@ -36,7 +36,7 @@ BROKER_SRC    := $(wildcard broker/*.c)
 SANDBOX_SRC   := $(filter-out sandbox/%_main.c,$(wildcard sandbox/*.c))
 FUNCTIONS_SRC := $(filter-out functions/handler_%.c,$(wildcard functions/*.c))
 RUNTIME_SRC   := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
-HANDLER_SRC   := $(wildcard functions/handler_*.c) functions/wire.c
+HANDLER_SRC   := $(wildcard functions/handler_*.c functions/wire.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
