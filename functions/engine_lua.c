@@ -1,0 +1,133 @@
+/* engine_lua.c — the Lua engine: a function's handler "file.function" is the chunk
+ * <code>/file.lua run in a sandboxed state (sandbox/lua_state.h) with the function's memory
+ * size as the heap cap and its timeout as the budget. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "functions/engine.h"
+#include "sandbox/lua_state.h"
+
+typedef struct lua_inst {
+    sbx_lua *L;
+    sbx_lua_host host;
+} lua_inst;
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > SBX_LUA_MAX_SOURCE) {
+        close(fd);
+        return SL_ETOOBIG;
+    }
+    char *buf = sl_malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return SL_ENOMEM;
+    }
+    ssize_t got = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    if (got != st.st_size) {
+        sl_free(buf);
+        return SL_EIO;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = (size_t)got;
+    return 0;
+}
+
+static int lua_load(void *ectx, const fn_code *code, const fn_host *host, void **out,
+                    fn_outcome *init)
+{
+    const fn_config *c = &code->cfg;
+    char file[256], path[1400], *src = NULL;
+    const char *dot = strrchr(c->handler, '.');
+    size_t len = 0;
+    sbx_lua_error err;
+    (void)ectx;
+
+    if (!dot || (size_t)(dot - c->handler) >= sizeof file - 5) {
+        fn_outcome_error(init, "Runtime.HandlerNotFound", "Bad handler %s: expected FILE.FUNCTION",
+                         c->handler);
+        return SL_EINVAL;
+    }
+    memcpy(file, c->handler, (size_t)(dot - c->handler));
+    strcpy(file + (dot - c->handler), ".lua");
+    snprintf(path, sizeof path, "%s/%s", code->dir, file);
+    int rc = read_file(path, &src, &len);
+    if (rc) {
+        fn_outcome_error(init, "Runtime.ImportModuleError",
+                         "Unable to import module '%.*s': %s", (int)(dot - c->handler), c->handler,
+                         rc == -ENOENT ? "no such file in the function's code" : sl_strerror(rc));
+        return SL_EINVAL;
+    }
+    lua_inst *li = sl_calloc(1, sizeof *li);
+    if (!li) {
+        sl_free(src);
+        fn_outcome_error(init, "Runtime.OutOfMemory", "cannot allocate a Lua instance");
+        return SL_ENOMEM;
+    }
+    li->host.ctx = host->ctx;
+    li->host.call = host->call;
+    sbx_lua_limits lim = {
+        .memory_bytes = (size_t)c->memory_mb << 20,
+        .timeout_ms = c->timeout_s * 1000u,
+    };
+    rc = sbx_lua_new(&li->L, src, len, file, dot + 1, &lim, host->call ? &li->host : NULL, &err);
+    sl_free(src);
+    if (rc) {
+        fn_outcome_error(init, err.error_type[0] ? err.error_type : "Runtime.Unknown", "%s",
+                         err.error_message);
+        sl_free(li);
+        return rc;
+    }
+    *out = li;
+    return 0;
+}
+
+static int lua_invoke(void *ectx, void *inst, const fn_invocation *inv, fn_outcome *out)
+{
+    lua_inst *li = inst;
+    sbx_lua_result res;
+    (void)ectx;
+
+    memset(&res, 0, sizeof res);
+    int rc = sbx_lua_invoke(li->L, (const char *)inv->event, inv->event_len, inv->context_json,
+                            inv->context_len, inv->deadline_ns, &res);
+    if (rc) {
+        fn_outcome_error(out, "Runtime.SandboxError", "the sandbox could not run the handler: %s",
+                         sl_strerror(rc));
+        out->discard = true;
+        sbx_lua_result_clear(&res);
+        return 0;
+    }
+    out->function_error = res.status == SBX_LUA_FUNCTION_ERROR;
+    snprintf(out->error_type, sizeof out->error_type, "%s", res.error_type);
+    out->payload = res.payload;
+    out->len = res.payload_len;
+    out->log = res.log;
+    out->log_len = res.log ? res.log_len : 0;
+    out->discard = res.discard != 0;
+    out->max_memory = res.peak_memory;
+    res.payload = NULL;
+    res.log = NULL;
+    sbx_lua_result_clear(&res);
+    return 0;
+}
+
+static void lua_unload(void *ectx, void *inst)
+{
+    lua_inst *li = inst;
+    (void)ectx;
+    if (!li) return;
+    sbx_lua_free(li->L);
+    sl_free(li);
+}
+
+const fn_engine fn_engine_lua = {"lua5.4", lua_load, lua_invoke, lua_unload};
