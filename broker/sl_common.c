@@ -45,6 +45,7 @@ const char *sl_strerror(int code)
     case SL_ECONFLICT: return "conflict";
     case SL_ETIMEOUT: return "timed out";
     case SL_EINTERNAL: return "internal error";
+    case SL_EPRECONDITION: return "precondition failed";
     default:
         if (code < 0 && code > SL_EBASE) return strerror(-code);
         return "unknown error";

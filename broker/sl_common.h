@@ -35,6 +35,7 @@ enum {
     SL_ECONFLICT = -10015,   /* conflicting concurrent change  -> ResourceConflictException */
     SL_ETIMEOUT = -10016,    /* deadline passed */
     SL_EINTERNAL = -10017,   /* invariant broken / unexpected  -> InternalFailure */
+    SL_EPRECONDITION = -10018, /* stale revision / precondition -> PreconditionFailedException */
 };
 
 /* Error detail: a status code plus the message text an API client should see.

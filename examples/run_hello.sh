@@ -3,7 +3,8 @@
 # records, show the handler's log lines as they fire, keep serving until Ctrl-C.
 #
 # Uses the defaults a user gets from `sluice serve`: 127.0.0.1:4566 and the data directory
-# ./.sluice (relative to where `make run` runs, the repository root). BUILD picks the build dir.
+# ./.sluice (relative to where `make run` runs, the repository root). BUILD picks the build dir;
+# SLUICE_RUN_PORT another port (examples/hello/test.sh runs this script on a free one).
 set -u
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,7 +14,7 @@ case "$BUILD" in
     *) SLUICE=$REPO/$BUILD/sluice; SHOW=./$BUILD/sluice ;;
 esac
 HOST=127.0.0.1
-PORT=4566
+PORT=${SLUICE_RUN_PORT:-4566}
 ENDPOINT=http://$HOST:$PORT
 DATA=./.sluice
 export SLUICE_ENDPOINT=$ENDPOINT
@@ -29,12 +30,12 @@ if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
     if curl -sf --max-time 2 "$ENDPOINT/health" >/dev/null 2>&1; then
         die "port $PORT on $HOST is busy: a sluice daemon is already running there.
        Stop it (Ctrl-C in its terminal), or use it directly:
-         $SLUICE up examples/hello/sluice.json && $SLUICE logs hello -f"
+         $SHOW up examples/hello/sluice.json && $SHOW logs hello -f"
     fi
     die "port $PORT on $HOST is busy (another program listens there; LocalStack uses it too).
        Free the port, or run sluice by hand on another one:
-         $SLUICE serve --listen $HOST:4567 &
-         SLUICE_ENDPOINT=http://$HOST:4567 $SLUICE up examples/hello/sluice.json"
+         $SHOW serve --listen $HOST:4567 &
+         SLUICE_ENDPOINT=http://$HOST:4567 $SHOW up examples/hello/sluice.json"
 fi
 
 mkdir -p "$DATA" || die "cannot create $DATA"
@@ -48,11 +49,10 @@ stop() {
     trap - INT TERM
     echo
     [ -n "$LOGS" ] && kill "$LOGS" 2>/dev/null
-    if kill -0 "$DAEMON" 2>/dev/null; then
-        say "stopping sluice"
-        kill -TERM "$DAEMON" 2>/dev/null
-        wait "$DAEMON" 2>/dev/null
-    fi
+    say "stopping sluice"
+    kill -TERM "$DAEMON" 2>/dev/null   # it may have stopped already: Ctrl-C reaches it too
+    wait "$DAEMON" 2>/dev/null
+    say "stopped; the data stays in $DATA (streams, functions, mappings, logs) for the next run"
     exit 0
 }
 trap stop INT TERM

@@ -54,11 +54,11 @@ typedef struct fn_engine {
 extern const fn_engine fn_engine_lua;
 extern const fn_engine fn_engine_native;
 
-/* Context for the native engine (the launcher path); the Lua engine needs none. */
-typedef struct fn_native_ectx {
+/* What engines need from the runtime: the native launcher path, region and account. */
+typedef struct fn_engine_ctx {
     char launcher[1024];
     char region[64];
     char account[16];
-} fn_native_ectx;
+} fn_engine_ctx;
 
 #endif

@@ -42,6 +42,46 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+static void env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++) sl_free(env[i]);
+    sl_free(env);
+}
+
+/* The handler's environment (SPEC 4.4): the function's variables, then the reserved Lambda
+ * ones, which win (os.getenv reads the last value set). NULL on allocation failure. */
+static char **lambda_env(const fn_engine_ctx *ec, const fn_code *code)
+{
+    const fn_config *c = &code->cfg;
+    char mem[16];
+    snprintf(mem, sizeof mem, "%u", c->memory_mb);
+    const char *reserved[][2] = {
+        {"_HANDLER", c->handler},
+        {"AWS_LAMBDA_FUNCTION_NAME", c->name},
+        {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mem},
+        {"AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
+        {"AWS_REGION", ec->region},
+        {"AWS_DEFAULT_REGION", ec->region},
+        {"LAMBDA_TASK_ROOT", code->dir},
+        {"LANG", "en_US.UTF-8"},
+        {"TZ", ":UTC"},
+    };
+    size_t nres = sizeof reserved / sizeof reserved[0], k = 0;
+    char **env = sl_calloc(c->nenv + nres + 1, sizeof *env);
+    if (!env) return NULL;
+    for (size_t i = 0; i < c->nenv + nres; i++) {
+        const char *key = i < c->nenv ? c->env[i].key : reserved[i - c->nenv][0];
+        const char *val = i < c->nenv ? c->env[i].value : reserved[i - c->nenv][1];
+        size_t n = strlen(key) + strlen(val) + 2;
+        if (!(env[k] = sl_malloc(n))) {
+            env_free(env);
+            return NULL;
+        }
+        snprintf(env[k++], n, "%s=%s", key, val);
+    }
+    return env;
+}
+
 static int lua_load(void *ectx, const fn_code *code, const fn_host *host, void **out,
                     fn_outcome *init)
 {
@@ -49,8 +89,7 @@ static int lua_load(void *ectx, const fn_code *code, const fn_host *host, void *
     char file[256], path[1400], *src = NULL;
     const char *dot = strrchr(c->handler, '.');
     size_t len = 0;
-    sbx_lua_error err;
-    (void)ectx;
+    sbx_lua_error err = {0};
 
     if (!dot || (size_t)(dot - c->handler) >= sizeof file - 5) {
         fn_outcome_error(init, "Runtime.HandlerNotFound", "Bad handler %s: expected FILE.FUNCTION",
@@ -75,12 +114,19 @@ static int lua_load(void *ectx, const fn_code *code, const fn_host *host, void *
     }
     li->host.ctx = host->ctx;
     li->host.call = host->call;
+    char **env = lambda_env(ectx, code);
     sbx_lua_limits lim = {
         .memory_bytes = (size_t)c->memory_mb << 20,
         .timeout_ms = c->timeout_s * 1000u,
+        .env = (const char *const *)env,
     };
-    rc = sbx_lua_new(&li->L, src, len, file, dot + 1, &lim, host->call ? &li->host : NULL, &err);
+    rc = env ? sbx_lua_new(&li->L, src, len, file, dot + 1, &lim, host->call ? &li->host : NULL,
+                           &err)
+             : SL_ENOMEM;
+    env_free(env);
     sl_free(src);
+    if (rc == SL_ENOMEM && !err.error_type[0]) snprintf(err.error_type, sizeof err.error_type,
+                                                        "Runtime.OutOfMemory");
     if (rc) {
         fn_outcome_error(init, err.error_type[0] ? err.error_type : "Runtime.Unknown", "%s",
                          err.error_message);

@@ -16,7 +16,7 @@ typedef struct native_inst {
 static int native_load(void *ectx, const fn_code *code, const fn_host *host, void **out,
                        fn_outcome *init)
 {
-    const fn_native_ectx *ec = ectx;
+    const fn_engine_ctx *ec = ectx;
     const fn_config *c = &code->cfg;
     const char **env = sl_calloc(c->nenv + 1, sizeof *env);
     char **owned = sl_calloc(c->nenv + 1, sizeof *owned);

@@ -47,7 +47,7 @@ struct fn_runtime {
     fn_registry *reg;
     fn_logs *logs;
     fn_host host;
-    fn_native_ectx native;
+    fn_engine_ctx ectx;
     uint32_t idle_ms;
     uint32_t max_uses;
     pool *pools;
@@ -101,9 +101,9 @@ int fn_runtime_new(fn_runtime **out, const fn_runtime_opts *o, sl_err *err)
     rt->host = o->host;
     rt->idle_ms = o->idle_ms ? o->idle_ms : 300000;
     rt->max_uses = o->max_uses ? o->max_uses : 10000;
-    snprintf(rt->native.launcher, sizeof rt->native.launcher, "%s", o->launcher ? o->launcher : "");
-    snprintf(rt->native.region, sizeof rt->native.region, "%s", o->region);
-    snprintf(rt->native.account, sizeof rt->native.account, "%s", o->account);
+    snprintf(rt->ectx.launcher, sizeof rt->ectx.launcher, "%s", o->launcher ? o->launcher : "");
+    snprintf(rt->ectx.region, sizeof rt->ectx.region, "%s", o->region);
+    snprintf(rt->ectx.account, sizeof rt->ectx.account, "%s", o->account);
     if ((rc = fn_registry_open(&rt->reg, o->data_dir, o->region, o->account, o->store, err)) != 0)
         goto fail;
     if ((rc = fn_logs_open(&rt->logs, o->data_dir, 0, 0)) != 0) {
@@ -121,7 +121,7 @@ fail:
 
 static void instance_free(fn_runtime *rt, instance *in)
 {
-    void *ectx = in->engine == &fn_engine_native ? (void *)&rt->native : NULL;
+    void *ectx = &rt->ectx;
     in->engine->unload(ectx, in->inst);
     sl_free(in);
 }
@@ -320,7 +320,7 @@ void fn_invoke(fn_runtime *rt, const fn_request *rq, fn_result *res)
     }
     const fn_config *c = &code->cfg;
     const fn_engine *eng = engine_for(c);
-    void *ectx = eng == &fn_engine_native ? (void *)&rt->native : NULL;
+    void *ectx = &rt->ectx;
 
     pthread_mutex_lock(&rt->mu);
     p = pool_get(rt, c->name, true);

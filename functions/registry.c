@@ -723,7 +723,7 @@ int fn_registry_update_code(fn_registry *r, const char *name, const uint8_t *zip
         goto out;
     }
     if (revision_id && revision_id[0] && strcmp(revision_id, e->cfg.revision_id) != 0) {
-        rc = sl_err_set(err, SL_ECONFLICT,
+        rc = sl_err_set(err, SL_EPRECONDITION,
                         "The Revision Id provided does not match the latest Revision Id. Call "
                         "the GetFunction/GetAlias API to retrieve the latest Revision Id");
         goto out;
@@ -759,7 +759,7 @@ int fn_registry_update_config(fn_registry *r, const fn_config *cfg, const char *
         goto out;
     }
     if (revision_id && revision_id[0] && strcmp(revision_id, e->cfg.revision_id) != 0) {
-        rc = sl_err_set(err, SL_ECONFLICT,
+        rc = sl_err_set(err, SL_EPRECONDITION,
                         "The Revision Id provided does not match the latest Revision Id. Call "
                         "the GetFunction/GetAlias API to retrieve the latest Revision Id");
         goto out;

@@ -91,7 +91,7 @@ int fn_registry_create(fn_registry *r, const fn_config *cfg, const uint8_t *zip,
 int fn_registry_update_code(fn_registry *r, const char *name, const uint8_t *zip, size_t zip_len,
                             const char *revision_id, fn_config *out, sl_err *err);
 /* Replaces the configuration fields (runtime, handler, role, description, memory, timeout, env,
- * profile); code fields are kept. revision_id (optional) must match (SL_ECONFLICT). */
+ * profile); code fields are kept. revision_id (optional) must match (SL_EPRECONDITION). */
 int fn_registry_update_config(fn_registry *r, const fn_config *cfg, const char *revision_id,
                               fn_config *out, sl_err *err);
 int fn_registry_set_concurrency(fn_registry *r, const char *name, int32_t reserved, sl_err *err);

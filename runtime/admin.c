@@ -26,7 +26,6 @@
 #include "broker/seqno.h"
 #include "functions/invoke.h"
 #include "runtime/api_errors.h"
-#include "runtime/api_lambda.h"
 #include "runtime/dest.h"
 #include "runtime/esm.h"
 
@@ -412,7 +411,7 @@ static void serve_logs(rt_daemon *d, http_exchange *x, const char *name_enc)
         api_lambda_error(x, 500, "ServiceException", "the function runtime is not running");
         return;
     }
-    if (!api_path_segment_decode(name_enc, strlen(name_enc), name, sizeof name) || !name[0]) {
+    if (!api_pct_decode(name_enc, strlen(name_enc), name, sizeof name) || !name[0]) {
         api_lambda_error(x, 400, "InvalidParameterValueException", "malformed function name");
         return;
     }

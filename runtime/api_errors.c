@@ -1,7 +1,10 @@
 /* api_errors.c — SL_E* -> AWS error table and the response helpers (request-id headers). */
 #include "runtime/api_errors.h"
 
+#include <cJSON.h>
+#include <ctype.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -149,4 +152,63 @@ void api_send_sl_error(http_exchange *x, enum wire_fmt fmt, const sl_err *err)
         msg = "Internal Service Failure";
     }
     api_send_error(x, fmt, type, msg);
+}
+
+/* ---- the Lambda REST flavour ---------------------------------------------------------------- */
+
+void api_lambda_json(http_exchange *x, int status, const char *json, size_t len)
+{
+    api_send(x, status, "application/json", (const uint8_t *)json, len, NULL, 0);
+}
+
+void api_lambda_error(http_exchange *x, int status, const char *type, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "Type", "User");
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddStringToObject(o, "Message", msg);
+    char *body = cJSON_PrintUnformatted(o);
+    http_header h[] = {{"x-amzn-ErrorType", type}};
+    api_send(x, status, "application/json", (const uint8_t *)body, body ? strlen(body) : 0, h, 1);
+    cJSON_free(body);
+    cJSON_Delete(o);
+}
+
+void api_lambda_sl_error(http_exchange *x, const sl_err *err)
+{
+    int status = 500;
+    const char *type = "ServiceException";
+    switch (err->code) {
+    case SL_EVALIDATION: status = 400; type = "ValidationException"; break;
+    case SL_EINVAL: status = 400; type = "InvalidParameterValueException"; break;
+    case SL_ENOTFOUND: status = 404; type = "ResourceNotFoundException"; break;
+    case SL_EEXISTS: status = 409; type = "ResourceConflictException"; break;
+    case SL_ECONFLICT: status = 409; type = "ResourceConflictException"; break;
+    case SL_EPRECONDITION: status = 412; type = "PreconditionFailedException"; break;
+    case SL_EINUSE: status = 400; type = "ResourceInUseException"; break;
+    case SL_ETOOBIG: status = 413; type = "RequestTooLargeException"; break;
+    case SL_ESERIAL: status = 400; type = "InvalidRequestContentException"; break;
+    default: break;
+    }
+    api_lambda_error(x, status, type, err->msg);
+}
+
+bool api_pct_decode(const char *seg, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = seg[i];
+        if (c == '%') {
+            if (i + 2 >= len || !isxdigit((unsigned char)seg[i + 1]) ||
+                !isxdigit((unsigned char)seg[i + 2]))
+                return false;
+            char hex[3] = {seg[i + 1], seg[i + 2], 0};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        if (c == '\0' || o + 1 >= outlen) return false;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return true;
 }

@@ -40,4 +40,21 @@ void api_send_error_status(http_exchange *x, enum wire_fmt fmt, int status, cons
 /* An error from a status code and its message (type and status from the table). */
 void api_send_sl_error(http_exchange *x, enum wire_fmt fmt, const sl_err *err);
 
+/* ---- the Lambda REST flavour (SPEC 5.1) ---------------------------------------------------- */
+
+/* Status, header x-amzn-ErrorType and body {"Type":"User","message":...,"Message":...}. */
+void api_lambda_error(http_exchange *x, int status, const char *type, const char *msg);
+/* The same for a status code: SL_EVALIDATION ValidationException 400, SL_EINVAL
+ * InvalidParameterValueException 400, SL_ENOTFOUND ResourceNotFoundException 404, SL_EEXISTS
+ * and SL_ECONFLICT ResourceConflictException 409, SL_EPRECONDITION PreconditionFailedException
+ * 412, SL_EINUSE ResourceInUseException 400, SL_ETOOBIG RequestTooLargeException 413,
+ * SL_ESERIAL InvalidRequestContentException 400, others ServiceException 500. */
+void api_lambda_sl_error(http_exchange *x, const sl_err *err);
+/* A JSON body (Content-Type application/json) with the request-id headers. */
+void api_lambda_json(http_exchange *x, int status, const char *json, size_t len);
+
+/* Percent-decodes one path segment or query value ('+' stays '+') into out; false when
+ * malformed, containing NUL or too long. */
+bool api_pct_decode(const char *s, size_t len, char *out, size_t outlen);
+
 #endif

@@ -18,77 +18,6 @@
 
 #define PREFIX "/2015-03-31/event-source-mappings"
 
-/* ---- Lambda responses ---------------------------------------------------------------------- *
- * Same shape as api_lambda.c's helpers (SPEC 5.1), kept here so this API links without the
- * function runtime (its unit test runs over the HTTP server and the broker only). */
-
-static void lambda_json(http_exchange *x, int status, const char *json, size_t len)
-{
-    api_send(x, status, "application/json", (const uint8_t *)json, len, NULL, 0);
-}
-
-/* Status, header x-amzn-ErrorType and body {"Type":"User","message":...,"Message":...}. */
-static void lambda_error(http_exchange *x, int status, const char *type, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *body = NULL;
-    http_header h[] = {{"x-amzn-ErrorType", type}};
-    if (o) {
-        cJSON_AddStringToObject(o, "Type", "User");
-        cJSON_AddStringToObject(o, "message", msg);
-        cJSON_AddStringToObject(o, "Message", msg);
-        body = cJSON_PrintUnformatted(o);
-    }
-    api_send(x, body ? status : 500, "application/json", (const uint8_t *)body,
-             body ? strlen(body) : 0, h, 1);
-    cJSON_free(body);
-    cJSON_Delete(o);
-}
-
-/* SL_E* -> Lambda error type and status for this API (esm.h lists the codes). */
-static void lambda_sl_error(http_exchange *x, const sl_err *err)
-{
-    int status = 500;
-    const char *type = "ServiceException";
-    switch (err->code) {
-    case SL_EVALIDATION: status = 400; type = "ValidationException"; break;
-    case SL_EINVAL: status = 400; type = "InvalidParameterValueException"; break;
-    case SL_ENOTFOUND: status = 404; type = "ResourceNotFoundException"; break;
-    case SL_EEXISTS: status = 409; type = "ResourceConflictException"; break;
-    case SL_ECONFLICT: status = 409; type = "ResourceConflictException"; break;
-    case SL_EINUSE: status = 400; type = "ResourceInUseException"; break;
-    case SL_ESERIAL: status = 400; type = "InvalidRequestContentException"; break;
-    default: break;
-    }
-    lambda_error(x, status, type, err->msg);
-}
-
-/* Percent-decodes one path segment or query value ('+' stays '+'); false when malformed. */
-static bool pct_decode(const char *s, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            unsigned v = 0;
-            if (i + 2 >= len) return false;
-            for (int k = 1; k <= 2; k++) {
-                char h = s[i + (size_t)k];
-                v <<= 4;
-                if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-                else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-                else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
-                else return false;
-            }
-            c = (char)v;
-            i += 2;
-        }
-        if (c == '\0' || o + 1 >= outlen) return false;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return true;
-}
 
 /* ---- schema (botocore lambda model, Kinesis-relevant members) ------------------------------ */
 
@@ -327,9 +256,9 @@ static void send_json(http_exchange *x, int status, cJSON *o)
 {
     char *body = o ? cJSON_PrintUnformatted(o) : NULL;
     if (!body) {
-        lambda_error(x, 500, "ServiceException", "out of memory");
+        api_lambda_error(x, 500, "ServiceException", "out of memory");
     } else {
-        lambda_json(x, status, body, strlen(body));
+        api_lambda_json(x, status, body, strlen(body));
     }
     cJSON_free(body);
     cJSON_Delete(o);
@@ -375,7 +304,7 @@ static void do_create(rt_daemon *d, http_exchange *x, const http_request *r)
     rc = decode_body(r, &req, &err);
     if (rc == 0) rc = parse_create(req, &c, &function, &err);
     if (rc == 0) rc = esm_mgr_create(d->esm, &c, function, &v, &err);
-    if (rc) lambda_sl_error(x, &err);
+    if (rc) api_lambda_sl_error(x, &err);
     else send_view(d, x, 202, &v);
     esm_view_clear(&v);
     esm_config_clear(&c);
@@ -399,7 +328,7 @@ static void do_update(rt_daemon *d, http_exchange *x, const http_request *r, con
     fn = req ? member(req, "FunctionName") : NULL;
     if (rc == 0)
         rc = esm_mgr_update(d->esm, uuid, &cur.cfg, fn ? fn->valuestring : NULL, &v, &err);
-    if (rc) lambda_sl_error(x, &err);
+    if (rc) api_lambda_sl_error(x, &err);
     else send_view(d, x, 202, &v);
     esm_view_clear(&v);
     esm_view_clear(&cur);
@@ -414,7 +343,7 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
         const char *amp = strchr(p, '&');
         size_t seglen = amp ? (size_t)(amp - p) : strlen(p);
         if (seglen > nlen && !strncmp(p, name, nlen) && p[nlen] == '=')
-            return pct_decode(p + nlen + 1, seglen - nlen - 1, out, outlen);
+            return api_pct_decode(p + nlen + 1, seglen - nlen - 1, out, outlen);
         p = amp ? amp + 1 : NULL;
     }
     return false;
@@ -460,12 +389,12 @@ static void do_list(rt_daemon *d, http_exchange *x, const http_request *r)
                      "constraint: Member must have value %s", maxs,
                      max_items < 1 ? "greater than or equal to 1"
                                    : "less than or equal to 10000");
-            lambda_error(x, 400, "ValidationException", msg);
+            api_lambda_error(x, 400, "ValidationException", msg);
             return;
         }
     }
     if (esm_mgr_list(d->esm, &vs, &n) != 0) {
-        lambda_error(x, 500, "ServiceException", "out of memory");
+        api_lambda_error(x, 500, "ServiceException", "out of memory");
         return;
     }
     if (has_marker && marker[0]) {
@@ -477,7 +406,7 @@ static void do_list(rt_daemon *d, http_exchange *x, const http_request *r)
             }
         if (!found) {
             esm_views_free(vs, n);
-            lambda_error(x, 400, "InvalidParameterValueException", "Invalid Marker.");
+            api_lambda_error(x, 400, "InvalidParameterValueException", "Invalid Marker.");
             return;
         }
     }
@@ -515,24 +444,24 @@ void api_esm_handle(rt_daemon *d, http_exchange *x)
     int rc;
 
     if (!d->esm) {
-        lambda_error(x, 500, "ServiceException", "event-source mappings are not available");
+        api_lambda_error(x, 500, "ServiceException", "event-source mappings are not available");
         return;
     }
     if (!api_esm_match(r->path)) {
-        lambda_error(x, 404, "ResourceNotFoundException", "No such resource.");
+        api_lambda_error(x, 404, "ResourceNotFoundException", "No such resource.");
         return;
     }
     if (*rest == '/') rest++;
     if (*rest == '\0') {
         if (!strcmp(r->method, "POST")) do_create(d, x, r);
         else if (!strcmp(r->method, "GET")) do_list(d, x, r);
-        else lambda_error(x, 405, "MethodNotAllowedException", "Method not allowed");
+        else api_lambda_error(x, 405, "MethodNotAllowedException", "Method not allowed");
         return;
     }
     size_t rlen = strlen(rest);
     if (rlen && rest[rlen - 1] == '/') rlen--;   /* ".../{UUID}/" like ".../{UUID}" */
-    if (memchr(rest, '/', rlen) || !pct_decode(rest, rlen, uuid, sizeof uuid)) {
-        lambda_error(x, 404, "ResourceNotFoundException",
+    if (memchr(rest, '/', rlen) || !api_pct_decode(rest, rlen, uuid, sizeof uuid)) {
+        api_lambda_error(x, 404, "ResourceNotFoundException",
                          "The resource you requested does not exist.");
         return;
     }
@@ -547,9 +476,9 @@ void api_esm_handle(rt_daemon *d, http_exchange *x)
         rc = esm_mgr_delete(d->esm, uuid, &v, &err);
         if (rc == 0) send_view(d, x, 202, &v);
     } else {
-        lambda_error(x, 405, "MethodNotAllowedException", "Method not allowed");
+        api_lambda_error(x, 405, "MethodNotAllowedException", "Method not allowed");
         return;
     }
-    if (rc) lambda_sl_error(x, &err);
+    if (rc) api_lambda_sl_error(x, &err);
     esm_view_clear(&v);
 }

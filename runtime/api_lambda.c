@@ -31,42 +31,6 @@
 
 /* ---- responses ------------------------------------------------------------------------------ */
 
-void api_lambda_json(http_exchange *x, int status, const char *json, size_t len)
-{
-    api_send(x, status, "application/json", (const uint8_t *)json, len, NULL, 0);
-}
-
-void api_lambda_error(http_exchange *x, int status, const char *type, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "Type", "User");
-    cJSON_AddStringToObject(o, "message", msg);
-    cJSON_AddStringToObject(o, "Message", msg);
-    char *body = cJSON_PrintUnformatted(o);
-    http_header h[] = {{"x-amzn-ErrorType", type}};
-    api_send(x, status, "application/json", (const uint8_t *)body, body ? strlen(body) : 0, h, 1);
-    cJSON_free(body);
-    cJSON_Delete(o);
-}
-
-void api_lambda_sl_error(http_exchange *x, const sl_err *err)
-{
-    int status = 500;
-    const char *type = "ServiceException";
-    switch (err->code) {
-    case SL_EVALIDATION: status = 400; type = "ValidationException"; break;
-    case SL_EINVAL: status = 400; type = "InvalidParameterValueException"; break;
-    case SL_ENOTFOUND: status = 404; type = "ResourceNotFoundException"; break;
-    case SL_EEXISTS: status = 409; type = "ResourceConflictException"; break;
-    case SL_ECONFLICT: status = 412; type = "PreconditionFailedException"; break;
-    case SL_EINUSE: status = 400; type = "ResourceInUseException"; break;
-    case SL_ETOOBIG: status = 413; type = "RequestTooLargeException"; break;
-    case SL_ESERIAL: status = 400; type = "InvalidRequestContentException"; break;
-    default: break;
-    }
-    api_lambda_error(x, status, type, err->msg);
-}
-
 static void send_cjson(http_exchange *x, int status, cJSON *o)
 {
     char *body = cJSON_PrintUnformatted(o);
@@ -80,26 +44,6 @@ static void send_cjson(http_exchange *x, int status, cJSON *o)
 
 /* ---- request helpers ------------------------------------------------------------------------ */
 
-bool api_path_segment_decode(const char *seg, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = seg[i];
-        if (c == '%') {
-            if (i + 2 >= len || !isxdigit((unsigned char)seg[i + 1]) ||
-                !isxdigit((unsigned char)seg[i + 2]))
-                return false;
-            char hex[3] = {seg[i + 1], seg[i + 2], 0};
-            c = (char)strtol(hex, NULL, 16);
-            i += 2;
-        }
-        if (c == '\0' || o + 1 >= outlen) return false;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return true;
-}
-
 /* Value of query parameter `name` (percent-decoded) or false. */
 static bool query_param(const char *query, const char *name, char *out, size_t outlen)
 {
@@ -109,7 +53,7 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
         const char *amp = strchr(p, '&');
         size_t seglen = amp ? (size_t)(amp - p) : strlen(p);
         if (seglen > nlen && !strncmp(p, name, nlen) && p[nlen] == '=')
-            return api_path_segment_decode(p + nlen + 1, seglen - nlen - 1, out, outlen);
+            return api_pct_decode(p + nlen + 1, seglen - nlen - 1, out, outlen);
         p = amp ? amp + 1 : NULL;
     }
     return false;
@@ -797,9 +741,9 @@ bool api_lambda_handle(rt_daemon *d, http_exchange *x)
     rest++;
     size_t seglen = strcspn(rest, "/");
     const char *sub = rest + seglen;
-    if (!api_path_segment_decode(rest, seglen, name_raw, sizeof name_raw) ||
+    if (!api_pct_decode(rest, seglen, name_raw, sizeof name_raw) ||
         fn_name_from_ref(name_raw, name, sizeof name, &err) != 0) {
-        if (!seglen || !api_path_segment_decode(rest, seglen, name_raw, sizeof name_raw))
+        if (!seglen || !api_pct_decode(rest, seglen, name_raw, sizeof name_raw))
             snprintf(name_raw, sizeof name_raw, "%.*s", (int)(seglen > 200 ? 200 : seglen), rest);
         fn_name_from_ref(name_raw, name, sizeof name, &err);
         api_lambda_sl_error(x, &err);

@@ -316,6 +316,15 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction f)
     luaL_requiref(L, name, f, 1);
 }
 
+/* os.getenv: the function's configured environment only (upvalue 1: name -> value). */
+static int l_getenv(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
 static int setup_env(lua_State *L)
 {
     sbx_lua *l = lua_touserdata(L, 1);
@@ -388,6 +397,16 @@ static int setup_env(lua_State *L)
     lua_setfield(L, R, "coroutine");
     lua_newtable(L);
     copy_fields(L, -1, O, os_allow, NULL);
+    lua_newtable(L);
+    for (const char *const *e = l->lim.env; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || eq == *e) continue;
+        lua_pushlstring(L, *e, (size_t)(eq - *e));
+        lua_pushstring(L, eq + 1);
+        lua_rawset(L, -3);
+    }
+    lua_pushcclosure(L, l_getenv, 1);
+    lua_setfield(L, -2, "getenv");
     lua_setfield(L, R, "os");
     lua_pushvalue(L, P);
     lua_setfield(L, R, "_G");

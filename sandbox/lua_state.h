@@ -28,7 +28,8 @@
  *   string (all but dump; find/match/gmatch/gsub are sluice's own interruptible matcher,
  *          format refuses %p), table, math (no randomseed; reseeded by the host before each
  *          invocation), utf8, coroutine (no close: it crashes 5.4.4, SANDBOX.md E1),
- *          os (time, difftime, clock, date only), json, base64, log, kinesis.
+ *          os (time, difftime, clock, date, and getenv reading only the function's own
+ *          environment given in sbx_lua_limits.env), json, base64, log, kinesis.
  *   Absent: load loadstring dofile loadfile require package module collectgarbage debug io warn,
  *   string.dump (also removed from the real table, method calls cannot reach it), os.exit etc.
  *   `require` of other files of the function's code is not provided: a function is one chunk
@@ -116,6 +117,9 @@ typedef struct sbx_lua_limits {
     size_t log_bytes;          /* log text kept per invocation; 0 -> SBX_LUA_DEFAULT_LOG_BYTES */
     uint32_t init_timeout_ms;  /* budget of the chunk's top level; 0 -> 10000 */
     uint64_t max_instructions; /* per invocation, ~1000-instruction granularity; 0 = no limit */
+    const char *const *env;    /* the function's environment, NULL-terminated "K=V" list read
+                                  by os.getenv (copied at creation; the host's own environment
+                                  is never visible); NULL = empty */
 } sbx_lua_limits;
 
 /* Init failure detail (sbx_lua_new). Strings are NUL-terminated, possibly truncated. */

@@ -49,4 +49,42 @@ ex_wait 10 ex_has_lines hello 'INFO.hello eve \(key=k' 1 \
     && ex_pass "the direct invocation is logged too" \
     || ex_fail "the direct invocation is logged too" "$(ex_logs hello | tail -n 10)"
 
+# `sluice logs -f` follows the log as invocations happen (what `make run` shows).
+sx logs hello -f >"$EX_TMP/follow.txt" 2>&1 &
+follow=$!
+ex_ok "put a record while following the log" sx put greetings frank --key f
+ex_wait 10 grep -q 'INFO.hello frank (key=f' "$EX_TMP/follow.txt" \
+    && ex_pass "sluice logs -f shows the new invocation" \
+    || ex_fail "sluice logs -f shows the new invocation" "$(tail -n 5 "$EX_TMP/follow.txt")"
+kill "$follow" 2>/dev/null
+wait "$follow" 2>/dev/null
+
+# `make run` (examples/run_hello.sh) end to end, on a free port and in a scratch directory: it
+# starts its own daemon, applies this example, shows the handler firing, serves until stopped.
+out=$(SLUICE_RUN_PORT=$EX_PORT BUILD=$(dirname "$SLUICE_BIN") bash "$EX_REPO/examples/run_hello.sh" 2>&1)
+rc=$?
+case "$rc:$out" in
+    1:*"port $EX_PORT on 127.0.0.1 is busy: a sluice daemon is already running there"*)
+        ex_pass "make run explains that the port is taken by a running sluice" ;;
+    *) ex_fail "make run explains that the port is taken by a running sluice" "rc=$rc" "$out" ;;
+esac
+run_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$EX_TMP/run"
+( cd "$EX_TMP/run" && SLUICE_RUN_PORT=$run_port BUILD=$(dirname "$SLUICE_BIN") \
+      exec bash "$EX_REPO/examples/run_hello.sh" >"$EX_TMP/run.txt" 2>&1 </dev/null ) &
+run_pid=$!
+ex_wait 20 grep -q "sluice is serving on http://127.0.0.1:$run_port" "$EX_TMP/run.txt" \
+    && ex_pass "make run starts serving and prints what to try next" \
+    || ex_fail "make run starts serving and prints what to try next" "$(tail -n 20 "$EX_TMP/run.txt")"
+ex_ok "make run shows the handler's log lines for the records it put" \
+    grep -q 'INFO.hello from make run (key=demo' "$EX_TMP/run.txt"
+ex_ok "make run keeps its data in ./.sluice" test -f "$EX_TMP/run/.sluice/catalog.db"
+kill -TERM "$run_pid"
+stopped() { ! kill -0 "$run_pid" 2>/dev/null; }
+ex_wait 10 stopped && ex_pass "make run stops on Ctrl-C/SIGTERM" \
+    || { ex_fail "make run stops on Ctrl-C/SIGTERM"; kill -KILL "$run_pid"; }
+wait "$run_pid" 2>/dev/null
+ex_eq "make run exits 0 and stopped its daemon" "0 closed" \
+    "$? $( (exec 3<>"/dev/tcp/127.0.0.1/$run_port") 2>/dev/null && echo open || echo closed)"
+
 ex_finish

@@ -29,7 +29,8 @@ function handler(event, context)
   log.info("got " .. tostring(event.n))
   return {n = event.n, calls = calls, fn = context.functionName,
           remaining_ok = context.getRemainingTimeInMillis() > 0,
-          request = context.awsRequestId}
+          request = context.awsRequestId, mode = os.getenv("MODE"),
+          region = os.getenv("AWS_REGION"), path = os.getenv("PATH")}
 end
 """
 ERROR_HANDLER = """
@@ -146,6 +147,9 @@ def test_cli_lifecycle(s, d, tmp):
         cfg = json.loads(out)
         s.eq("cli update-config values", (cfg["Timeout"], cfg["MemorySize"]), (10, 256))
         s.eq("cli update-config env", cfg["Environment"]["Variables"], {"MODE": "test"})
+        r, body = invoke(lam(d.endpoint), "cli-fn", {"n": 8})
+        s.eq("handler sees its environment, not the host's",
+             (body.get("mode"), body.get("region"), body.get("path")), ("test", "us-east-1", None))
 
     rc, out, _ = aws(d, "lambda", "list-functions")
     s.eq("cli list rc", rc, 0)

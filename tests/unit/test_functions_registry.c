@@ -251,7 +251,7 @@ static void test_registry_update_code_is_atomic_for_holders(void **state)
 
     /* revision id mismatch */
     assert_int_equal(fn_registry_update_code(f->reg, "beta", z2, l2, "nope", NULL, &err),
-                     SL_ECONFLICT);
+                     SL_EPRECONDITION);
     free(z1);
     free(z2);
     fn_config_clear(&c);

@@ -791,6 +791,31 @@ static void test_kinesis_without_host_raises(void **state)
 
 /* ---- environment audit ---------------------------------------------------------------------- */
 
+/* os.getenv sees the function's configured variables only, never the host's environment. */
+static void test_getenv_reads_only_the_function_environment(void **state)
+{
+    static const char *const env[] = {"MODE=test", "EMPTY=", "=bad", "noequals", NULL};
+    sbx_lua_limits lim = {.env = env};
+    sbx_lua *l = NULL;
+    sbx_lua_error err;
+    sbx_lua_result res;
+    static const char code[] =
+        "function handler()\n"
+        "  return {os.getenv('MODE'), os.getenv('EMPTY'), os.getenv('PATH') == nil,\n"
+        "          os.getenv('HOME') == nil, os.getenv('noequals') == nil}\n"
+        "end\n";
+    (void)state;
+    setenv("SLUICE_TEST_SECRET", "leak", 1);
+    assert_int_equal(sbx_lua_new(&l, code, sizeof code - 1, "main.lua", "handler", &lim, NULL,
+                                 &err), 0);
+    memset(&res, 0, sizeof res);
+    assert_int_equal(sbx_lua_invoke(l, "{}", 2, NULL, 0, 0, &res), 0);
+    assert_int_equal(res.status, SBX_LUA_OK);
+    assert_string_equal(res.payload, "[\"test\",\"\",true,true,true]");
+    sbx_lua_result_clear(&res);
+    sbx_lua_free(l);
+}
+
 static void test_environment_is_exactly_the_allow_list(void **state)
 {
     sbx_lua *l = mk(
@@ -815,7 +840,7 @@ static void test_environment_is_exactly_the_allow_list(void **state)
         "end\n");
     (void)state;
     expect_ok(l, "{}",
-              "[\"handler\",\"clock,date,difftime,time\","
+              "[\"handler\",\"clock,date,difftime,getenv,time\","
               "\"create,isyieldable,resume,running,status,wrap,yield\","
               "\"byte,char,find,format,gmatch,gsub,len,lower,match,pack,packsize,rep,reverse,"
               "sub,unpack,upper\","
@@ -922,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_kinesis_put_record_and_records),
         cmocka_unit_test(test_kinesis_without_host_raises),
         cmocka_unit_test(test_environment_is_exactly_the_allow_list),
+        cmocka_unit_test(test_getenv_reads_only_the_function_environment),
         cmocka_unit_test(test_runs_on_libuv_pool_thread),
         cmocka_unit_test(test_refuses_small_stack_thread),
     };
