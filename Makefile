@@ -23,8 +23,10 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) -I. \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS  := $(SAN)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
-TESTLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# libcurl is not linked: runtime/curl_dyn.c loads it on first use (see there why).
+LDLIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null) -lhttp_parser \
+            -lpthread -lm -ldl
+TESTLIBS := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
 
 # Debian packages: build, then test-only (real clients, load, fuzzing).
 DEB_BUILD := pkg-config libuv1-dev libhttp-parser-dev libcjson-dev libcbor-dev liblua5.4-dev \
@@ -120,7 +122,7 @@ $(BUILD)/bench/bench_broker%: tests/bench/bench_broker%.c $(LIBBROKER)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bench/%: tests/bench/%.c $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs libcurl)
 
 unit-test: deps $(UNIT_BIN)
 
@@ -183,5 +185,10 @@ $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c runtime/http_server.c runtime/au
 $(BUILD)/bench/bench_broker: tests/bench/bench_broker.c $(LIBBROKER)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# ---- esm end-to-end bench (owner: esme2e): the load helper needs only cJSON and libcrypto ----
+$(BUILD)/bench/esm_load: tests/bench/esm_load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lcjson -lcrypto -lpthread
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -25,9 +25,6 @@ EX_PASS=0
 EX_FAIL=0
 EX_PID=
 EX_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-example.XXXXXX")
-# mktemp makes the directory 0700; native handlers run as an unprivileged user when the daemon
-# runs as root, and must be able to reach their code under the data directory.
-chmod 755 "$EX_TMP"
 EX_DATA=$EX_TMP/data
 EX_LOG=$EX_TMP/daemon.log
 

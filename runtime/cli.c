@@ -3,7 +3,7 @@
  * cli_opt table also generates its --help (STYLE.md 10) — getopt_long has no such table. */
 #include "runtime/cli.h"
 
-#include <curl/curl.h>
+#include "runtime/curl_dyn.h"
 #include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -758,8 +758,7 @@ int cli_main(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     }
     memset(&c, 0, sizeof c);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = setup(&c, &a);
+    rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? setup(&c, &a) : CLI_FAIL;
     if (rc == CLI_OK) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

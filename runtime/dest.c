@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include <cJSON.h>
-#include <curl/curl.h>
+#include "runtime/curl_dyn.h"
 #include <openssl/rand.h>
 
 #include "runtime/log.h"
@@ -133,14 +133,16 @@ static bool svc_is(const arn_parts *p, const char *svc)
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_ready;
 static void curl_init_once(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
 static bool http_url_ok(const char *d)
 {
     pthread_once(&curl_once, curl_init_once);
+    if (!curl_ready) return false;
     bool ok = false;
     char *scheme = NULL;
     char *host = NULL;
@@ -585,6 +587,7 @@ static bool retryable(long status)
 static int http_send(const char *url, const char *body, size_t n, sl_err *err)
 {
     pthread_once(&curl_once, curl_init_once);
+    if (!curl_ready) return sl_err_set(err, SL_EIO, "POST %s: libcurl is not available", url);
     char why[CURL_ERROR_SIZE + 64] = "";
     long status = 0;
     for (int attempt = 0; attempt < HTTP_ATTEMPTS; attempt++) {

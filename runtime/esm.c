@@ -272,10 +272,11 @@ static int pos_set(esm_map *mp, const esm_pos *p)
 
 static char *pos_to_json(const esm_pos *p)
 {
-    char *out = sl_malloc(160);
+    char *out = sl_malloc(192);
     if (out)
-        snprintf(out, 160, "{\"seq\":\"%s\",\"after\":%s,\"done\":%s}", p->seq,
-                 p->after ? "true" : "false", p->done ? "true" : "false");
+        snprintf(out, 192, "{\"seq\":\"%s\",\"after\":%s,\"done\":%s,\"stream\":%" PRId64 "}",
+                 p->seq, p->after ? "true" : "false", p->done ? "true" : "false",
+                 p->stream_ms);
     return out;
 }
 
@@ -287,6 +288,7 @@ static int pos_from_json(const char *text, esm_pos *p)
         json_str(o, "seq", p->seq, sizeof p->seq);
         p->after = json_bool(o, "after", true);
         p->done = json_bool(o, "done", false);
+        p->stream_ms = (int64_t)json_num(o, "stream", 0);
         rc = 0;
     }
     cJSON_Delete(o);
@@ -414,6 +416,7 @@ static void ckpt_flush(esm_shard *s)
     memcpy(w->pos.seq, s->ckpt_seq, sizeof w->pos.seq);
     w->pos.after = s->ckpt_after;
     w->pos.done = s->drained;
+    w->pos.stream_ms = s->stream_ms;
     snprintf(w->key, sizeof w->key, "%s/%s", mp->cfg.uuid, s->id);
     w->value = pos_to_json(&w->pos);
     if (!w->value) {
@@ -602,10 +605,14 @@ void esm__shard_fetch(esm_shard *s)
                                 s->read_seq[0] ? s->read_seq : NULL, s->read_after,
                                 (uint32_t)want, READ_MAX_BYTES, &recs, &end, &err);
             if (rc) {
-                /* Stream read errors are not function errors: the next wake-up retries. */
+                /* Stream read errors are not function errors: the next wake-up retries. The
+                 * stream may have been deleted and created again (its shards keep their ids
+                 * but this position is meaningless there): rediscover, which replaces the
+                 * consumers of a former incarnation. */
                 rt_log(RT_WARN, "esm", "mapping %s shard %s: read failed: %s", c->uuid, s->id,
                        err.msg);
                 esm__set_result(s, "PROBLEM: Stream read failed");
+                map_discover(mp);
                 break;
             }
             for (size_t i = 0; i < recs.n && rc == 0; i++) {
@@ -718,6 +725,7 @@ static int shard_start(esm_map *mp, const char *shard_id, const esm_pos *p)
     }
     s->map = mp;
     s->nlanes = nl;
+    s->stream_ms = mp->stream_ms;
     snprintf(s->id, sizeof s->id, "%s", shard_id);
     if (p) {
         memcpy(s->read_seq, p->seq, sizeof s->read_seq);
@@ -755,6 +763,14 @@ static esm_shard *shard_find(esm_map *mp, const char *id)
 
 /* ---- mappings ----------------------------------------------------------------------------- */
 
+/* A position of the stream incarnation created at stream_ms (positions of a stream deleted and
+ * created again under the same name do not apply: its shards start at their trim horizon). */
+static const esm_pos *pos_current(esm_map *mp, const char *shard_id, int64_t stream_ms)
+{
+    const esm_pos *p = pos_find(mp, shard_id);
+    return p && (!p->stream_ms || p->stream_ms == stream_ms) ? p : NULL;
+}
+
 static bool map_wants_consumers(const esm_map *mp)
 {
     return mp->cfg.enabled && !mp->deleting && !mp->mgr->closing && !mp->restart &&
@@ -779,9 +795,20 @@ static void map_discover(esm_map *mp)
     if (!mp->watch && brk_watch_add(m->broker, mp->cfg.stream, esm_watch_cb, mp, &mp->watch))
         mp->watch = NULL;   /* the stream came back but cannot be watched: next discovery */
     mp->retention_ms = (int64_t)info.retention_hours * 3600 * 1000;
+    if (mp->stream_ms != info.created_ms) {
+        /* First description, or the stream was deleted and created again: consumers of the
+         * former incarnation stop; the new shards start once they are gone (shard_free). */
+        mp->stream_ms = info.created_ms;
+        for (esm_shard *s = mp->shards; s; s = s->next)
+            if (s->stream_ms != info.created_ms && !s->stopping) {
+                rt_log(RT_WARN, "esm", "mapping %s: stream %s was created again; %s restarts "
+                       "at its trim horizon", mp->cfg.uuid, mp->cfg.stream, s->id);
+                shard_stop(s);
+            }
+    }
     for (size_t i = 0; i < info.nshards; i++) {
         const brk_shard_info *si = &info.shards[i];
-        const esm_pos *p = pos_find(mp, si->shard_id);
+        const esm_pos *p = pos_current(mp, si->shard_id, info.created_ms);
         const char *parents[2] = {si->parent, si->adjacent_parent};
         bool ready = true;
 
@@ -792,7 +819,7 @@ static void map_discover(esm_map *mp)
             if (!parents[k][0]) continue;
             for (size_t j = 0; j < info.nshards; j++)
                 if (!strcmp(info.shards[j].shard_id, parents[k])) listed = true;
-            pp = pos_find(mp, parents[k]);
+            pp = pos_current(mp, parents[k], info.created_ms);
             if (listed && !(pp && pp->done)) ready = false;
         }
         if (!ready) continue;
@@ -1231,6 +1258,7 @@ static int snapshot_positions(esm_mgr *m, esm_map *mp, sl_err *err)
         memset(&p, 0, sizeof p);
         snprintf(p.shard_id, sizeof p.shard_id, "%s", info.shards[i].shard_id);
         p.after = true;
+        p.stream_ms = info.created_ms;
         if (mp->cfg.start_pos == ESM_START_AT_TIMESTAMP) {
             rc = brk_shard_seq_at_time(m->broker, mp->cfg.stream, p.shard_id,
                                        mp->cfg.start_ts_ms, p.seq, err);

@@ -105,6 +105,7 @@ struct esm_shard {
     bool at_end;                     /* closed shard read to its end */
     bool fetching, refetch;          /* re-entrancy guard of esm__shard_fetch */
 
+    int64_t stream_ms;               /* created_ms of the stream incarnation being read */
     char ckpt_seq[BRK_SEQ_STRLEN];   /* in-memory checkpoint (everything <= it handled) */
     bool ckpt_after;                 /* false only for an AT_TIMESTAMP start not yet passed */
     bool ckpt_dirty;                 /* differs from what was last handed to the writer */
@@ -125,6 +126,7 @@ typedef struct esm_pos {
     char seq[BRK_SEQ_STRLEN];
     bool after;
     bool done;
+    int64_t stream_ms;   /* created_ms of the stream incarnation it belongs to (0 = unknown) */
 } esm_pos;
 
 struct esm_map {
@@ -158,6 +160,7 @@ struct esm_map {
     esm_pos *pos;
     size_t npos, cap_pos;
     int64_t retention_ms;        /* the stream's retention (records older are gone) */
+    int64_t stream_ms;           /* the stream's created_ms when last described (0 = not yet) */
     int pending_ops;             /* map-level work in flight */
     esm_metrics met;             /* totals */
 };

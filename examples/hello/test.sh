@@ -24,9 +24,11 @@ framed() {
 ex_ok "every invocation is framed with START/END/REPORT" framed
 
 # The same stream, written by the AWS CLI: the handler does not care who the producer is.
+# (fileb:// passes raw bytes with AWS CLI v1 and v2 alike.)
+printf 'dave' >"$EX_TMP/dave.txt"
 ex_ok "aws kinesis put-record reaches the same handler" \
     aws --endpoint-url "$SLUICE_ENDPOINT" kinesis put-record --stream-name greetings \
-        --partition-key aws --data dave
+        --partition-key aws --data "fileb://$EX_TMP/dave.txt"
 ex_wait 15 ex_has_lines hello 'INFO.hello dave \(key=aws' 1 \
     && ex_pass "the aws-cli record is logged" \
     || ex_fail "the aws-cli record is logged" "$(ex_logs hello | tail -n 10)"

@@ -7,6 +7,7 @@ BUILD=${BUILD:-build}
 export BUILD SLUICE_BIN=${SLUICE_BIN:-$PWD/$BUILD/sluice}
 for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
+    case "$b" in *_client) continue ;; esac   # helpers driven by the .sh benchmarks
     echo "==== $(basename "$b")"
     "$b" || echo "(exit status $?)"
 done

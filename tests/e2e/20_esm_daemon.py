@@ -222,7 +222,7 @@ def test_restart_after_sigkill(s):
         k, c = st.boto3_client(d.endpoint), lam(d.endpoint)
         make_stream(k, "in", 2)
         make_stream(k, "in-seen", 1)
-        make_function(c, "slow", "in-seen", busy_ms=300)
+        make_function(c, "slow", "in-seen", busy_ms=600)
         shards = ("shardId-000000000000", "shardId-000000000001")
         put_seqs = {sh: [] for sh in shards}
         for i in range(12):
@@ -238,7 +238,7 @@ def test_restart_after_sigkill(s):
         def second_batch_started():
             return sum(1 for b in seen.starts() if b[0][3] == shards[0]) >= 2
         s.check("second batch of shard 0 started", wait_for(second_batch_started, 15.0))
-        time.sleep(0.12)   # inside the 300 ms handler of that batch
+        time.sleep(0.1)   # well inside the 600 ms handler of that batch
         d.proc.kill()
         d.proc.wait()
         ckpts = durable_checkpoints(data_dir, uuid)
@@ -294,12 +294,149 @@ def test_restart_after_sigkill(s):
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_clean_stop_mid_batch(s):
+    """SIGTERM while a batch is in flight: the daemon waits for it, writes its checkpoint and
+    exits 0; after the restart nothing is delivered twice."""
+    d = st.Daemon(args=["--transition-ms", "0"]).start()
+    data_dir = d.data_dir
+    d2 = None
+    try:
+        k, c = st.boto3_client(d.endpoint), lam(d.endpoint)
+        make_stream(k, "cs", 1)
+        make_stream(k, "cs-seen", 1)
+        make_function(c, "cs-fn", "cs-seen", busy_ms=300)
+        datas = ["c%02d" % i for i in range(8)]
+        for x in datas:
+            put(k, "cs", x)
+        c.create_event_source_mapping(EventSourceArn=st.stream_arn("cs"), FunctionName="cs-fn",
+                                      StartingPosition="TRIM_HORIZON", BatchSize=2)
+        seen = Seen(k, "cs-seen")
+        s.check("first batch started", wait_for(lambda: len(seen.starts()) >= 1, 10.0))
+        time.sleep(0.1)
+        s.eq("clean stop with a batch in flight", d.stop(cleanup=False), 0)
+        d2 = st.Daemon(args=["--transition-ms", "0"], data_dir=data_dir).start()
+        seen2 = Seen(st.boto3_client(d2.endpoint), "cs-seen")
+        s.check("all handled after the restart", seen2.wait_records(8, 15.0))
+        s.eq("no batch delivered twice", seen2.datas(),
+             [datas[i:i + 2] for i in range(0, 8, 2)])
+        s.eq("every batch finished", seen2.datas("end"), [datas[i:i + 2] for i in range(0, 8, 2)])
+    finally:
+        if d.proc:
+            d.stop(cleanup=False)
+        if d2:
+            d2.stop(cleanup=False)
+        import shutil
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_disable_during_batch(s, d, k, c):
+    """Disabling while a batch is in flight: its result is applied; enabling resumes right after
+    it (nothing skipped, nothing twice)."""
+    make_stream(k, "dd", 1)
+    make_stream(k, "dd-seen", 1)
+    make_function(c, "dd-fn", "dd-seen", busy_ms=300)
+    datas = ["d%d" % i for i in range(6)]
+    for x in datas:
+        put(k, "dd", x)
+    uuid = c.create_event_source_mapping(EventSourceArn=st.stream_arn("dd"), FunctionName="dd-fn",
+                                         StartingPosition="TRIM_HORIZON", BatchSize=2)["UUID"]
+    seen = Seen(k, "dd-seen")
+    s.check("enabled", wait_state(c, uuid, "Enabled"))
+    s.check("first batch started", wait_for(lambda: len(seen.starts()) >= 1, 10.0))
+    c.update_event_source_mapping(UUID=uuid, Enabled=False)
+    s.check("disabled", wait_state(c, uuid, "Disabled"))
+    time.sleep(0.5)
+    n_disabled = len(seen.starts())
+    s.check("consumption stopped", n_disabled < 3, seen.datas())
+    s.eq("in-flight batch finished", seen.datas("end"), seen.datas())
+    c.update_event_source_mapping(UUID=uuid, Enabled=True)
+    s.check("rest handled after enable", seen.wait_records(6, 10.0))
+    time.sleep(0.2)
+    s.eq("each batch once, in order", seen.datas(), [datas[i:i + 2] for i in range(0, 6, 2)])
+
+
+def test_parallelization_factor(s, d, k, c):
+    """ParallelizationFactor 3 on one shard: per-key order and exactly-once delivery."""
+    make_stream(k, "pz", 1)
+    make_stream(k, "pz-seen", 1)
+    make_function(c, "pz-fn", "pz-seen", busy_ms=20)
+    keys = ["k%d" % i for i in range(6)]
+    c.create_event_source_mapping(EventSourceArn=st.stream_arn("pz"), FunctionName="pz-fn",
+                                  StartingPosition="TRIM_HORIZON", BatchSize=3,
+                                  ParallelizationFactor=3)
+    seen = Seen(k, "pz-seen")
+    want = {key: [] for key in keys}
+    for i in range(5):
+        for key in keys:
+            put(k, "pz", "%s-%d" % (key, i), key=key)
+            want[key].append("%s-%d" % (key, i))
+    s.check("all handled", seen.wait_records(30, 15.0))
+    time.sleep(0.2)
+    batches = seen.ends()
+    for key in keys:
+        s.eq("order of %s" % key, [r[0] for b in batches for r in b if r[1] == key], want[key])
+    s.eq("nothing twice", sum(len(b) for b in seen.starts()), 30)
+
+
+def test_stream_recreated(s):
+    """A stream deleted and created again under the same name (same ARN): the mapping's old
+    checkpoints belong to the former stream; the new one is consumed from its trim horizon,
+    live and after a restart (regression: the consumer used to retry the old sequence number
+    forever, "did not come from this stream")."""
+    d = st.Daemon(args=["--transition-ms", "0"]).start()
+    data_dir = d.data_dir
+    d2 = None
+    try:
+        k, c = st.boto3_client(d.endpoint), lam(d.endpoint)
+        make_stream(k, "sr", 1)
+        make_stream(k, "sr-seen", 1)
+        make_function(c, "sr-fn", "sr-seen")
+        uuid = c.create_event_source_mapping(EventSourceArn=st.stream_arn("sr"),
+                                             FunctionName="sr-fn",
+                                             StartingPosition="TRIM_HORIZON")["UUID"]
+        seen = Seen(k, "sr-seen")
+
+        def recreate(tag):
+            k.delete_stream(StreamName="sr")
+            wait_for(lambda: "sr" not in k.list_streams()["StreamNames"], 10.0)
+            make_stream(k, "sr", 1)
+            for i in range(3):
+                put(k, "sr", "%s%d" % (tag, i))
+        for i in range(3):
+            put(k, "sr", "a%d" % i)
+        s.check("first incarnation consumed", seen.wait_records(3))
+        recreate("b")
+        s.check("second incarnation consumed", seen.wait_records(6, 10.0),
+                seen.datas())
+        c.update_event_source_mapping(UUID=uuid, Enabled=False)
+        s.check("disabled", wait_state(c, uuid, "Disabled"))
+        recreate("c")
+        s.eq("clean stop", d.stop(cleanup=False), 0)
+        d2 = st.Daemon(args=["--transition-ms", "0"], data_dir=data_dir).start()
+        k2, c2 = st.boto3_client(d2.endpoint), lam(d2.endpoint)
+        c2.update_event_source_mapping(UUID=uuid, Enabled=True)
+        seen2 = Seen(k2, "sr-seen")
+        s.check("third incarnation consumed after a restart", seen2.wait_records(9, 10.0),
+                seen2.datas())
+        time.sleep(0.2)
+        s.eq("every record of every incarnation once, in order",
+             [x for b in seen2.datas() for x in b],
+             ["%s%d" % (tag, i) for tag in "abc" for i in range(3)])
+    finally:
+        if d.proc:
+            d.stop(cleanup=False)
+        if d2:
+            d2.stop(cleanup=False)
+        import shutil
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 # ---- split and merge during consumption -------------------------------------------------------
 
 def test_split_merge_order(s, d, k, c):
     make_stream(k, "rs", 1)
     make_stream(k, "rs-seen", 1)
-    make_function(c, "rs-fn", "rs-seen", busy_ms=40)
+    make_function(c, "rs-fn", "rs-seen", busy_ms=60)
     c.create_event_source_mapping(EventSourceArn=st.stream_arn("rs"), FunctionName="rs-fn",
                                   StartingPosition="TRIM_HORIZON", BatchSize=3)
     keys = ["k%d" % i for i in range(8)]
@@ -478,7 +615,7 @@ def test_two_mappings(s, d, k, c):
     make_stream(k, "tm", 1)
     make_stream(k, "tm-a-seen", 1)
     make_stream(k, "tm-b-seen", 1)
-    make_function(c, "tm-a", "tm-a-seen", busy_ms=100)
+    make_function(c, "tm-a", "tm-a-seen", busy_ms=200)
     make_function(c, "tm-b", "tm-b-seen")
     ua = c.create_event_source_mapping(EventSourceArn=st.stream_arn("tm"), FunctionName="tm-a",
                                        StartingPosition="TRIM_HORIZON", BatchSize=1)["UUID"]
@@ -633,12 +770,15 @@ def main():
     s = st.Suite("esm-daemon")
     t0 = time.monotonic()
     s.run(test_restart_after_sigkill, s)
+    s.run(test_clean_stop_mid_batch, s)
+    s.run(test_stream_recreated, s)
     d = st.Daemon(args=["--transition-ms", "100"]).start()
     tmp = d.data_dir
     try:
         k, c = st.boto3_client(d.endpoint), lam(d.endpoint)
         for fn in (test_split_merge_order, test_poison_bisect_dlq, test_partial_batch_failure,
-                   test_disable_enable_batch_size, test_two_mappings, test_metrics):
+                   test_disable_enable_batch_size, test_disable_during_batch,
+                   test_parallelization_factor, test_two_mappings, test_metrics):
             s.run(fn, s, d, k, c)
         s.run(test_cli_control_plane, s, d, k, c, tmp)
         if s.failed:

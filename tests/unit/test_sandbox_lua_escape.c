@@ -127,8 +127,11 @@ static void test_escape_os_execute(void **state)
 static void test_escape_os_exit_and_getenv(void **state)
 {
     (void)state;
-    harmless("return { os.exit == nil, os.getenv == nil, os.remove == nil, os.tmpname == nil }",
-             "[true,true,true,true]");
+    /* os.getenv exists but reads only the function's configured environment (none here): the
+     * daemon's own environment never shows through */
+    harmless("return { os.exit == nil, os.getenv('PATH') == nil, os.getenv('HOME') == nil,\n"
+             "         os.remove == nil, os.tmpname == nil }",
+             "[true,true,true,true,true]");
     attack("os.exit(1)", "Error", "attempt to call a nil value (field 'exit')");
 }
 
