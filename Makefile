@@ -162,14 +162,15 @@ clean:
 # Handler-library objects end up in static, untrusted handlers: never build them with sanitizers.
 $(call obj,$(HANDLER_SRC)): CFLAGS := $(filter-out -fsanitize=% -fno-omit-frame-pointer,$(CFLAGS))
 NATIVE_HANDLERS := $(patsubst tests/handlers/%.c,$(BUILD)/tests/handlers/%,$(wildcard tests/handlers/*.c))
+# The daemon launches handlers with `sluice __launch`; this stand-alone build of the same
+# launcher code only lets the native unit tests run without the full binary.
 NATIVE_LAUNCHER := $(BUILD)/sluice-launch
-all: $(NATIVE_LAUNCHER)
 $(BUILD)/tests/handlers/%: tests/handlers/%.c $(LIBHANDLER) functions/sluice_handler.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -I. -Ifunctions -static -o $@ $< -L$(BUILD) -lsluice_handler
 $(NATIVE_LAUNCHER): sandbox/launcher_main.c $(LIBSANDBOX) $(LIBBROKER)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lseccomp
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lseccomp -lcrypto
 $(BUILD)/tests/test_functions_native $(BUILD)/tests/test_sandbox_jail: | $(NATIVE_HANDLERS) $(NATIVE_LAUNCHER)
 $(BUILD)/bench/bench_native: tests/bench/bench_native.c $(LIBFUNCTIONS) $(LIBSANDBOX) $(LIBBROKER) | $(NATIVE_HANDLERS) $(NATIVE_LAUNCHER)
 	@mkdir -p $(dir $@)

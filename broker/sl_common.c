@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 int sl_err_vset(sl_err *err, int code, const char *fmt, va_list ap)
 {
     if (err) {
@@ -99,4 +101,25 @@ uint64_t sl_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void sl_uuid4(char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[16];
+    if (RAND_bytes(b, sizeof b) != 1) {
+        /* the CSPRNG failing is not expected; uniqueness still holds with clock bits */
+        uint64_t x = sl_mono_ns() ^ ((uint64_t)sl_now_ms() << 20), y = (uint64_t)(uintptr_t)out;
+        memcpy(b, &x, 8);
+        memcpy(b + 8, &y, 8);
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
 }

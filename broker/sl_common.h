@@ -73,6 +73,9 @@ void sl_free(void *p);
 /* Test hook: make the Nth allocation from now on fail (0 disables). Not thread-safe. */
 void sl_alloc_fail_after(long n);
 
+/* A random (version 4) UUID, lower-case text, from the OpenSSL CSPRNG (thread-safe). */
+void sl_uuid4(char out[37]);
+
 /* Wall clock in epoch milliseconds and a monotonic clock in nanoseconds. */
 int64_t sl_now_ms(void);
 uint64_t sl_mono_ns(void);

@@ -232,17 +232,6 @@ void fn_runtime_reap(fn_runtime *rt)
 
 /* ---- invocation ----------------------------------------------------------------------------- */
 
-static void new_uuid(char out[37])
-{
-    unsigned char b[16];
-    RAND_bytes(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
-}
-
 static void new_log_stream(char out[80])
 {
     unsigned char b[16];
@@ -311,7 +300,7 @@ void fn_invoke(fn_runtime *rt, const fn_request *rq, fn_result *res)
     memset(res, 0, sizeof *res);
     memset(&out, 0, sizeof out);
     if (rq->request_id) snprintf(res->request_id, sizeof res->request_id, "%s", rq->request_id);
-    else new_uuid(res->request_id);
+    else sl_uuid4(res->request_id);
 
     if (fn_registry_acquire(rt->reg, rq->function, &code, &err) != 0) {
         res->status = err.code == SL_ENOTFOUND ? FN_NOT_FOUND : FN_SERVICE_ERROR;

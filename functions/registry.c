@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,18 +442,6 @@ static void sha256_b64(const uint8_t *p, size_t n, char out[48])
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
-static void new_uuid(char out[37])
-{
-    unsigned char b[16];
-    RAND_bytes(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
 /* ---- registry ------------------------------------------------------------------------------ */
 
 static entry *find(fn_registry *r, const char *name)
@@ -662,7 +649,7 @@ int fn_registry_create(fn_registry *r, const fn_config *in, const uint8_t *zip, 
     }
     if ((rc = install_code(r, &e->cfg, zip, zip_len, 0, err)) != 0) goto out;
     e->cfg.last_modified_ms = sl_now_ms();
-    new_uuid(e->cfg.revision_id);
+    sl_uuid4(e->cfg.revision_id);
     if (!(e->code = code_new(r, &e->cfg))) {
         rc = sl_err_set(err, SL_ENOMEM, "out of memory");
         goto out;
@@ -693,7 +680,7 @@ static int replace(fn_registry *r, entry *e, fn_config *next, sl_err *err)
     int rc;
 
     next->last_modified_ms = sl_now_ms();
-    new_uuid(next->revision_id);
+    sl_uuid4(next->revision_id);
     if (!(code = code_new(r, next))) return sl_err_set(err, SL_ENOMEM, "out of memory");
     if ((rc = persist(r, next)) != 0) {
         pthread_mutex_lock(&ref_mu);

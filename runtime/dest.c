@@ -242,20 +242,6 @@ static void iso_ms(char buf[80], int64_t ms)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
-/* Random (version 4) UUID from the OpenSSL CSPRNG. */
-static int uuid4(char out[37])
-{
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof(b)) != 1) return SL_EIO;
-    b[6] = (uint8_t)((b[6] & 0x0F) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return 0;
-}
-
 /* Version that ran: a numeric qualifier of the function ARN, else $LATEST (an alias would need
  * the registry to resolve; the ESM passes the resolved ARN when it knows it). */
 static void executed_version(const char *arn, char *buf, size_t cap)
@@ -319,8 +305,7 @@ int dst_failure_json(const dst_failure *f, enum dst_kind kind, char **out, size_
     char *printed = NULL;
     cJSON *root = NULL;
     if (!f || !out || !f->recs || f->nrecs == 0) return SL_EINVAL;
-    rc = uuid4(rid);
-    if (rc) return rc;
+    sl_uuid4(rid);
     root = record_tree(f, rid);
     if (!root) {
         rc = SL_ENOMEM;
@@ -480,8 +465,7 @@ static int s3_put(const char *data_dir, const char *destination, const dst_failu
     struct tm tm;
     if (!gmtime_r(&t, &tm)) memset(&tm, 0, sizeof(tm));
     char uuid[37];
-    int rc = uuid4(uuid);
-    if (rc) return sl_err_set(err, rc, "no randomness for the object key");
+    sl_uuid4(uuid);
     char dir[4096], file[4400], tmp[4400];
     int a = snprintf(dir, sizeof(dir), "%s/destinations/s3/%s/aws/lambda/%s/%s/%04d/%02d/%02d",
                      data_dir, bucket, f->mapping_uuid, f->shard_id, tm.tm_year + 1900,
@@ -490,7 +474,7 @@ static int s3_put(const char *data_dir, const char *destination, const dst_failu
     snprintf(file, sizeof(file), "%s/%04d-%02d-%02dT%02d.%02d.%02d-%s", dir, tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, uuid);
     snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, uuid);
-    rc = mkdirs(dir);
+    int rc = mkdirs(dir);
     if (rc) return io_fail(err, rc, "cannot create", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return io_fail(err, -errno, "cannot create", tmp);

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <cJSON.h>
-#include <openssl/rand.h>
 
 #include "runtime/dest.h"
 #include "runtime/esm_int.h"
@@ -101,26 +100,6 @@ void esm_views_free(esm_view *v, size_t n)
     if (!v) return;
     for (size_t i = 0; i < n; i++) esm_view_clear(&v[i]);
     sl_free(v);
-}
-
-static void make_uuid(char out[ESM_UUID_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
-        uint64_t a = sl_mono_ns() ^ ((uint64_t)sl_now_ms() << 20), c = (uint64_t)rand();
-        memcpy(b, &a, 8);
-        memcpy(b + 8, &c, 8);
-    }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
 }
 
 static void met_set_result(esm_metrics *mt, const char *result)
@@ -1307,7 +1286,7 @@ int esm_mgr_create(esm_mgr *m, const esm_config *cfg, const char *function, esm_
                         "StartingPositionTimestamp cannot be in the future.");
         goto out;
     }
-    make_uuid(c.uuid);
+    sl_uuid4(c.uuid);
     c.last_modified_ms = sl_now_ms();
     rc = map_new(m, &c, &mp, err);
     if (rc) goto out;
