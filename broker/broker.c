@@ -1098,6 +1098,27 @@ int brk_shard_tip(brk_broker *b, const char *stream, const char *shard_id,
     return shard_query(b, stream, shard_id, true, 0, seq, err);
 }
 
+int brk_shard_count(brk_broker *b, const char *stream, const char *shard_id, uint64_t *count,
+                    sl_err *err)
+{
+    brk_stream *st = NULL;
+    brk_shard *sh = NULL;
+    brk_log *l = NULL;
+    int rc = brk__check_stream_name(stream, err);
+    if (rc) return rc;
+    rd_lock(b);
+    rc = read_target(b, stream, shard_id, brk__now(b), &st, &sh, err);
+    if (rc) goto out;
+    pthread_mutex_lock(&sh->mu);
+    rc = brk__shard_log(b, sh, false, &l);
+    *count = !rc && l ? brk_log_next_seq(l) : 0;
+    pthread_mutex_unlock(&sh->mu);
+    if (rc) rc = sl_err_set(err, rc, "Internal Service Failure");
+out:
+    rw_unlock(b);
+    return rc;
+}
+
 int brk_shard_seq_at_time(brk_broker *b, const char *stream, const char *shard_id, int64_t ts_ms,
                           char seq[BRK_SEQ_STRLEN], sl_err *err)
 {

@@ -252,6 +252,11 @@ int brk_shard_tip(brk_broker *b, const char *stream, const char *shard_id, char 
 int brk_shard_seq_at_time(brk_broker *b, const char *stream, const char *shard_id, int64_t ts_ms,
                           char seq[BRK_SEQ_STRLEN], sl_err *err);
 
+/* Records ever appended to a shard (its next sequence counter: counters are consecutive from
+ * 0), retained or not. For metrics. */
+int brk_shard_count(brk_broker *b, const char *stream, const char *shard_id, uint64_t *count,
+                    sl_err *err);
+
 /* Sequence number helpers: compare (<0, 0, >0; numeric), shard index it encodes. */
 int brk_seq_cmp(const char *a, const char *b);
 int brk_seq_shard_index(const char *seq, uint32_t *index);

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/seqno.h"
 #include "functions/invoke.h"
 #include "runtime/api_errors.h"
 #include "runtime/dest.h"
@@ -91,13 +90,10 @@ static void metrics_streams(rt_daemon *d, FILE *f)
     for (size_t i = 0; i < n; i++) {
         for (size_t s = 0; ok[i] && s < infos[i].nshards; s++) {
             const brk_shard_info *sh = &infos[i].shards[s];
-            char tip[BRK_SEQ_STRLEN] = "";
-            brk_seq_parts parts;
             sl_err err;
             uint64_t total = 0;
-            if (brk_shard_tip(d->broker, infos[i].name, sh->shard_id, tip, &err) == 0 && tip[0] &&
-                brk_seq_parse(tip, &parts) == 0 && parts.counter != BRK_SEQ_END)
-                total = parts.counter + 1; /* counters are consecutive from 0 (shard_log.h) */
+            if (brk_shard_count(d->broker, infos[i].name, sh->shard_id, &total, &err) != 0)
+                total = 0;
             fputs("sluice_stream_records_total{", f);
             put_label(f, "stream", infos[i].name);
             fputc(',', f);

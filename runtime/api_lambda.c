@@ -86,6 +86,8 @@ static cJSON *config_json(rt_daemon *d, const fn_config *c)
     cJSON_AddStringToObject(o, "LastModified", ts);
     cJSON_AddStringToObject(o, "CodeSha256", c->code_sha256);
     cJSON_AddStringToObject(o, "Version", "$LATEST");
+    /* sluice extension: the native handler's seccomp profile (SANDBOX.md decision 4) */
+    if (!strcmp(c->runtime, "native")) cJSON_AddStringToObject(o, "SandboxProfile", c->profile);
     if (c->nenv) {
         cJSON *vars = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "Environment"),
                                               "Variables");

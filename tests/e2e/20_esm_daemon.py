@@ -9,17 +9,21 @@ test reads that stream back with GetRecords and asserts the exact sequence of ba
 cut short by SIGKILL is visible as a start without an end.
 
 Covers: restart after SIGKILL mid-batch (nothing skipped, per-shard order, only the in-flight
-batch delivered again, resumption right after the durable checkpoint), split and merge during
+batch delivered again, resumption right after the durable checkpoint read from the catalog), a
+clean stop mid-batch (nothing delivered twice), a stream deleted and created again under the
+same name (consumed from its trim horizon, live and after a restart), split and merge during
 consumption (per-key order, children after their parents), a poison record with bisect and
 retries exhausted (exact invocation sequence and the SPEC 3.7 on-failure record read through
-/sluice/dlq), ReportBatchItemFailures (retried suffix), disable/enable and BatchSize updates,
-two mappings on one stream, the AWS CLI control plane (202s, states, UUID/ARN shapes, 404, 409)
-and the mapping counters of GET /metrics.
+/sluice/dlq), ReportBatchItemFailures (retried suffix), disable/enable (also with a batch in
+flight) and BatchSize updates, ParallelizationFactor per-key order, two mappings on one stream,
+the AWS CLI control plane (202s, states, UUID/ARN shapes, 404, 409) and the mapping counters of
+GET /metrics.
 """
 import io
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -290,7 +294,6 @@ def test_restart_after_sigkill(s):
             d.stop(cleanup=False)
         if d2:
             d2.stop(cleanup=False)
-        import shutil
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -325,7 +328,6 @@ def test_clean_stop_mid_batch(s):
             d.stop(cleanup=False)
         if d2:
             d2.stop(cleanup=False)
-        import shutil
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -427,7 +429,6 @@ def test_stream_recreated(s):
             d.stop(cleanup=False)
         if d2:
             d2.stop(cleanup=False)
-        import shutil
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -647,7 +648,7 @@ def test_two_mappings(s, d, k, c):
 
 # ---- the AWS CLI control plane ----------------------------------------------------------------
 
-def test_cli_control_plane(s, d, k, c, tmp):
+def test_cli_control_plane(s, d, k, c):
     make_stream(k, "cli", 1)
     make_stream(k, "cli-seen", 1)
     make_function(c, "cli-fn", "cli-seen")
@@ -773,14 +774,13 @@ def main():
     s.run(test_clean_stop_mid_batch, s)
     s.run(test_stream_recreated, s)
     d = st.Daemon(args=["--transition-ms", "100"]).start()
-    tmp = d.data_dir
     try:
         k, c = st.boto3_client(d.endpoint), lam(d.endpoint)
         for fn in (test_split_merge_order, test_poison_bisect_dlq, test_partial_batch_failure,
                    test_disable_enable_batch_size, test_disable_during_batch,
                    test_parallelization_factor, test_two_mappings, test_metrics):
             s.run(fn, s, d, k, c)
-        s.run(test_cli_control_plane, s, d, k, c, tmp)
+        s.run(test_cli_control_plane, s, d, k, c)
         if s.failed:
             print(d.log_tail(60))
     finally:

@@ -777,6 +777,29 @@ static void test_records_fsync_always(void **state)
     fx_free(f);
 }
 
+/* brk_shard_count: records ever appended, retained or not, per shard. */
+static void test_records_shard_count(void **state)
+{
+    (void)state;
+    fx *f = fx_new(0);
+    sl_err e;
+    uint64_t n = 99;
+    mk(f, "cnt", 1);
+    assert_int_equal(brk_shard_count(f->b, "cnt", "shardId-000000000000", &n, &e), 0);
+    assert_int_equal(n, 0);
+    put(f, "cnt", "a", "1");
+    put(f, "cnt", "b", "2");
+    put(f, "cnt", "c", "3");
+    assert_int_equal(brk_shard_count(f->b, "cnt", "shardId-000000000000", &n, &e), 0);
+    assert_int_equal(n, 3);
+    fx_reopen(f);
+    assert_int_equal(brk_shard_count(f->b, "cnt", "0", &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(brk_shard_count(f->b, "cnt", "shardId-000000000007", &n, &e), SL_ENOTFOUND);
+    assert_int_equal(brk_shard_count(f->b, "nope", "shardId-000000000000", &n, &e), SL_ENOTFOUND);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_records_concurrent_puts_and_reshards),
         cmocka_unit_test(test_records_throttle_emulation),
         cmocka_unit_test(test_records_fsync_always),
+        cmocka_unit_test(test_records_shard_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
