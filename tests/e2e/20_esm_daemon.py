@@ -203,7 +203,7 @@ def dlq(d, arn):
 
 def durable_checkpoints(data_dir, uuid):
     """The checkpoints the mapping wrote to the catalog (read while the daemon is dead)."""
-    db = sqlite3.connect(os.path.join(data_dir, "catalog.db"))
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data_dir, "catalog.db"), uri=True)
     try:
         rows = db.execute("SELECT key, value FROM meta WHERE ns = 'esm-checkpoint'").fetchall()
     finally:
