@@ -343,9 +343,10 @@ def native_zip(name):
     """The static test handler built by the Makefile ($BUILD/tests/handlers/NAME), zipped with
     its exec bit."""
     build = os.environ.get("BUILD", "build")
-    path = os.path.join(st.ROOT, build, "tests", "handlers", name)
+    target = os.path.join(build, "tests", "handlers", name)  # relative: the Makefile's rule
+    path = os.path.join(st.ROOT, target)
     if not os.path.exists(path):
-        subprocess.run(["make", "-s", "BUILD=" + build, path], cwd=st.ROOT, check=True)
+        subprocess.run(["make", "-s", "BUILD=" + build, target], cwd=st.ROOT, check=True)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         info = zipfile.ZipInfo(name)
