@@ -85,4 +85,9 @@ SLUICE_BENCH_STREAM=bench wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" \
 "$CLIENT" drain "$PORT" bench 4 || exit 1
 
 RSS=$(awk '/VmRSS/{printf "%.1f MiB", $2/1024}' /proc/$PID/status)
-echo "daemon RSS after the run: $RSS"
+echo "daemon RSS right after the run: $RSS"
+# idle again, with everything above stored: RSS must not grow with the amount stored
+STORED=$(du -sh "$DATA" 2>/dev/null | cut -f1)
+sleep 11
+RSS=$(awk '/VmRSS/{printf "%.1f MiB", $2/1024}' /proc/$PID/status)
+echo "idle RSS with $STORED stored (11 s after the load): $RSS"
