@@ -22,6 +22,7 @@ typedef struct fn_invocation {
     size_t context_len;
     uint64_t deadline_ns;         /* sl_mono_ns() deadline */
     int64_t deadline_ms;          /* same deadline in epoch ms (handed to the handler) */
+    const fn_event_batch *batch;  /* optional: the records `event` was built from */
 } fn_invocation;
 
 /* What came back. payload/log are sl_malloc'd (fn_outcome_clear). */

@@ -2,6 +2,7 @@
  * <code>/file.lua run in a sandboxed state (sandbox/lua_state.h) with the function's memory
  * size as the heap cap and its timeout as the budget. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,15 @@
 
 #include "functions/engine.h"
 #include "sandbox/lua_state.h"
+
+/* fn_event_record is handed to the sandbox as sbx_kinesis_record: same layout. */
+_Static_assert(sizeof(fn_event_record) == sizeof(sbx_kinesis_record), "record layout");
+_Static_assert(offsetof(fn_event_record, partition_key) == offsetof(sbx_kinesis_record, pk),
+               "record layout");
+_Static_assert(offsetof(fn_event_record, data) == offsetof(sbx_kinesis_record, data),
+               "record layout");
+_Static_assert(offsetof(fn_event_record, arrival_ms) == offsetof(sbx_kinesis_record, arrival_ms),
+               "record layout");
 
 typedef struct lua_inst {
     sbx_lua *L;
@@ -144,7 +154,18 @@ static int lua_invoke(void *ectx, void *inst, const fn_invocation *inv, fn_outco
     (void)ectx;
 
     memset(&res, 0, sizeof res);
-    int rc = sbx_lua_invoke(li->L, (const char *)inv->event, inv->event_len, inv->context_json,
+    int rc = SL_ESERIAL;
+    if (inv->batch) {
+        /* the records themselves: the sandbox builds the event's Lua value without the JSON
+         * round trip (same value; tests/unit/test_functions_event.c checks) */
+        const fn_event_source *src = inv->batch->src;
+        sbx_kinesis_event ev = {src->stream_arn, src->region, src->role_arn,
+                                (const sbx_kinesis_record *)inv->batch->recs, inv->batch->n};
+        rc = sbx_lua_invoke_kinesis(li->L, &ev, inv->context_json, inv->context_len,
+                                    inv->deadline_ns, &res);
+    }
+    if (rc == SL_ESERIAL) /* no batch, or a string the JSON encoder would have replaced */
+        rc = sbx_lua_invoke(li->L, (const char *)inv->event, inv->event_len, inv->context_json,
                             inv->context_len, inv->deadline_ns, &res);
     if (rc) {
         fn_outcome_error(out, "Runtime.SandboxError", "the sandbox could not run the handler: %s",

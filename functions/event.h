@@ -24,6 +24,15 @@ typedef struct fn_event_source {
     const char *role_arn;         /* invokeIdentityArn (the function's role) */
 } fn_event_source;
 
+/* The records an event was built from, handed along with its JSON so that an engine can build
+ * its own representation without parsing (the Lua sandbox does). Only for events without
+ * window fields. Borrowed: valid until the invocation completes. */
+typedef struct fn_event_batch {
+    const fn_event_source *src;
+    const fn_event_record *recs;
+    size_t n;
+} fn_event_batch;
+
 /* Tumbling-window additions (SPEC 4.2); NULL when windows are off. */
 typedef struct fn_event_window {
     int64_t start_ms, end_ms;     /* rendered "2024-05-02T10:14:00Z" */

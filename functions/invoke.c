@@ -376,6 +376,7 @@ void fn_invoke(fn_runtime *rt, const fn_request *rq, fn_result *res)
             .event_len = rq->len,
             .deadline_ns = sl_mono_ns() + timeout_ns,
             .deadline_ms = now_ms + (int64_t)c->timeout_s * 1000,
+            .batch = rq->batch,
         };
         int n = snprintf(ctx, sizeof ctx,
                          "{\"awsRequestId\":\"%s\",\"functionName\":\"%s\",\"functionVersion\":"

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "broker/sl_common.h"
+#include "functions/event.h"
 #include "functions/logs.h"
 #include "functions/registry.h"
 
@@ -68,6 +69,7 @@ typedef struct fn_request {
     size_t len;
     bool want_log_tail;           /* LogType: Tail */
     const char *request_id;       /* NULL: a fresh UUID */
+    const fn_event_batch *batch;  /* optional: the Kinesis records payload was built from */
 } fn_request;
 
 typedef struct fn_result {

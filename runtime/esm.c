@@ -634,6 +634,7 @@ static void shard_free(esm_shard *s)
     for (uint32_t i = 0; i < s->nlanes; i++) {
         sl_free(s->lanes[i].batch);
         sl_free(s->lanes[i].ranges);
+        sl_free(s->lanes[i].inflight_recs);
         sl_free(s->lanes[i].win_state);
     }
     for (pp = &mp->shards; *pp; pp = &(*pp)->next)

@@ -25,6 +25,7 @@
 
 #include "broker/broker.h"
 #include "broker/sl_common.h"
+#include "functions/event.h"
 
 /* ---- the function runtime, as the ESM sees it ---------------------------------------------- */
 
@@ -52,9 +53,10 @@ typedef struct esm_invoker {
     int (*resolve)(void *ctx, const char *function, char *arn, size_t arn_len, char *role,
                    size_t role_len, sl_err *err);
     /* Starts a RequestResponse invocation; takes ownership of payload (sl_free); calls done on
-     * the loop thread exactly once. */
+     * the loop thread exactly once. batch (may be NULL) describes the records payload was built
+     * from; it stays valid until done runs. */
     void (*invoke)(void *ctx, const char *function_arn, char *payload, size_t len,
-                   esm_invoke_done done, void *cb_ctx);
+                   const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx);
 } esm_invoker;
 
 /* ---- mapping configuration ----------------------------------------------------------------- */

@@ -306,8 +306,17 @@ void esm__lane_invoke(esm_lane *l)
     }
     if (mp->cfg.tumbling_s) fill_window(l, &w);
     rc = fn_event_build(&src, recs, n, mp->cfg.tumbling_s ? &w : NULL, &payload, &len);
-    sl_free(recs);
-    if (rc) goto oom;
+    if (rc) {
+        sl_free(recs);
+        goto oom;
+    }
+    /* The records travel with the JSON (windowless events): the Lua engine builds its event
+     * from them directly. They point into l->batch, which stays put while the call is out. */
+    sl_free(l->inflight_recs);
+    l->inflight_recs = mp->cfg.tumbling_s ? NULL : recs;
+    if (mp->cfg.tumbling_s) sl_free(recs);
+    l->inflight_src = src;
+    l->inflight_batch = (fn_event_batch){&l->inflight_src, l->inflight_recs, n};
 
     for (size_t i = 0; i < n; i++) l->batch[rg->lo + i]->invokes++;
     ESM_MET_ADD(s, invocations, 1);
@@ -327,8 +336,9 @@ void esm__lane_invoke(esm_lane *l)
         esm__lane_on_result(l, &r);
         return;
     }
-    m->invoker.invoke(m->invoker.ctx, mp->cfg.function_arn, payload, len, esm__lane_on_result,
-                      l);
+    m->invoker.invoke(m->invoker.ctx, mp->cfg.function_arn, payload, len,
+                      mp->cfg.tumbling_s ? NULL : &l->inflight_batch,
+                      esm__lane_on_result, l);
     return;
 oom:
     /* Nothing was sent: try again after a backoff as for a service error. */

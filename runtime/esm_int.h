@@ -67,6 +67,10 @@ struct esm_lane {
     bool busy;                   /* a batch is in progress */
     bool final_batch;            /* the batch is a tumbling window's final invoke */
     bool inflight;               /* invocation outstanding */
+    fn_event_record *inflight_recs; /* the in-flight event's records (fn_event_batch), freed
+                                       when its result arrives */
+    fn_event_source inflight_src;
+    fn_event_batch inflight_batch;
     bool sending;                /* on-failure record being delivered */
     bool timer_armed;            /* batching window open */
     bool window_elapsed;         /* batching window closed: send what is there */

@@ -316,6 +316,8 @@ void esm__lane_on_result(void *cb_ctx, const esm_invoke_result *r)
     char *state = NULL;
 
     l->inflight = false;
+    sl_free(l->inflight_recs);
+    l->inflight_recs = NULL;
     if (r->status == ESM_INVOKE_THROTTLED || r->status == ESM_INVOKE_SERVICE_ERROR) {
         /* Before the function ran: no retry consumed, no bisect (SPEC 3.5.2, 3.13). */
         ESM_MET_ADD(s, throttles, 1);

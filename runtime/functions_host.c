@@ -226,6 +226,7 @@ typedef struct esm_job {
     char name[FN_NAME_MAX + 1];
     char *payload;
     size_t len;
+    const fn_event_batch *batch;   /* the records payload was built from (may be NULL) */
     esm_invoke_done done;
     void *cb_ctx;
     fn_result res;
@@ -250,7 +251,8 @@ static int inv_resolve(void *ctx, const char *function, char *arn, size_t arn_le
 static void esm_work(uv_work_t *w)
 {
     esm_job *j = w->data;
-    fn_request rq = {.function = j->name, .payload = (const uint8_t *)j->payload, .len = j->len};
+    fn_request rq = {.function = j->name, .payload = (const uint8_t *)j->payload, .len = j->len,
+                     .batch = j->batch};
     fn_invoke(j->d->functions, &rq, &j->res);
 }
 
@@ -277,7 +279,7 @@ static void esm_after(uv_work_t *w, int status)
 }
 
 static void inv_invoke(void *ctx, const char *function_arn, char *payload, size_t len,
-                       esm_invoke_done done, void *cb_ctx)
+                       const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx)
 {
     rt_daemon *d = ctx;
     esm_job *j = sl_calloc(1, sizeof *j);
@@ -292,6 +294,7 @@ static void inv_invoke(void *ctx, const char *function_arn, char *payload, size_
     j->d = d;
     j->payload = payload;
     j->len = len;
+    j->batch = batch;
     j->done = done;
     j->cb_ctx = cb_ctx;
     j->work.data = j;

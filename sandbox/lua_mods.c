@@ -795,6 +795,142 @@ void sbx_json_decode_push(lua_State *L, const char *s, size_t n)
 
 void sbx_json_push_null(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &key_null); }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The Kinesis event built directly (sbx_lua_invoke_kinesis)                                  */
+
+static int utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *e = p + n;
+    while (p < e) {
+        unsigned c = *p;
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+        else return 0;
+        if ((size_t)(e - p) < len) return 0;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        p += len;
+    }
+    return 1;
+}
+
+static int cstr_ok(const char *s) { return s == NULL || utf8_valid(s, strlen(s)); }
+
+int sbx_kinesis_utf8_ok(const sbx_kinesis_event *ev)
+{
+    if (!cstr_ok(ev->stream_arn) || !cstr_ok(ev->region) || !cstr_ok(ev->role_arn)) return 0;
+    for (size_t i = 0; i < ev->n; i++) {
+        const sbx_kinesis_record *r = &ev->recs[i];
+        if (!utf8_valid(r->pk, r->pk_len) || !cstr_ok(r->seq) || !cstr_ok(r->shard_id)) return 0;
+    }
+    return 1;
+}
+
+/* Stack slots of the strings every record repeats (pushed once per event). */
+enum {
+    K_KINESIS, K_SCHEMA, K_PK, K_SEQ, K_DATA, K_ARRIVAL, K_SOURCE, K_VERSION, K_ID, K_NAME,
+    K_IDENTITY, K_REGION, K_SOURCE_ARN, V_ONE, V_AWS_KINESIS, V_RECORD_NAME, V_ROLE, V_REGION,
+    V_ARN, K_COUNT
+};
+
+static void push_field(lua_State *L, int base, int key, int val)
+{
+    lua_pushvalue(L, base + key);
+    lua_pushvalue(L, base + val);
+    lua_rawset(L, -3);
+}
+
+/* Matches dec_number on fn_event_build's "%lld.%03d": integral values become integers. */
+static void push_arrival(lua_State *L, int64_t ms)
+{
+    if (ms % 1000 == 0 && ms / 1000 <= ((int64_t)1 << 53) && ms / 1000 >= -((int64_t)1 << 53))
+        lua_pushinteger(L, (lua_Integer)(ms / 1000));
+    else
+        lua_pushnumber(L, (double)ms / 1000.0);
+}
+
+void sbx_kinesis_push(lua_State *L, const sbx_kinesis_event *ev)
+{
+    static const char *const consts[K_COUNT] = {
+        "kinesis", "kinesisSchemaVersion", "partitionKey", "sequenceNumber", "data",
+        "approximateArrivalTimestamp", "eventSource", "eventVersion", "eventID", "eventName",
+        "invokeIdentityArn", "awsRegion", "eventSourceARN", "1.0", "aws:kinesis",
+        "aws:kinesis:record", NULL, NULL, NULL,
+    };
+    char id[256];
+    luaL_Buffer b;
+
+    check_markers(L);
+    luaL_checkstack(L, K_COUNT + 16, "kinesis event");
+    int base = lua_gettop(L) + 1;
+    for (int i = 0; i < V_ROLE; i++) lua_pushstring(L, consts[i]);
+    lua_pushstring(L, ev->role_arn ? ev->role_arn : "");
+    lua_pushstring(L, ev->region ? ev->region : "");
+    lua_pushstring(L, ev->stream_arn ? ev->stream_arn : "");
+
+    lua_createtable(L, 0, 1); /* the event */
+    set_marker(L, &key_object_mt);
+    lua_pushliteral(L, "Records");
+    lua_createtable(L, ev->n < INT32_MAX ? (int)ev->n : 0, 0);
+    set_marker(L, &key_array_mt);
+    for (size_t i = 0; i < ev->n; i++) {
+        const sbx_kinesis_record *r = &ev->recs[i];
+        if ((i & 63) == 63) sbx_budget_check(L);
+        lua_createtable(L, 0, 9);
+        set_marker(L, &key_object_mt);
+
+        lua_pushvalue(L, base + K_KINESIS);
+        lua_createtable(L, 0, 5);
+        set_marker(L, &key_object_mt);
+        push_field(L, base, K_SCHEMA, V_ONE);
+        lua_pushvalue(L, base + K_PK);
+        lua_pushlstring(L, r->pk ? r->pk : "", r->pk ? r->pk_len : 0);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, base + K_SEQ);
+        lua_pushstring(L, r->seq ? r->seq : "");
+        lua_rawset(L, -3);
+        lua_pushvalue(L, base + K_DATA);
+        size_t enc = 4 * ((r->data_len + 2) / 3);
+        char *out = luaL_buffinitsize(L, &b, enc + 1);
+        if (r->data_len) EVP_EncodeBlock((unsigned char *)out, r->data, (int)r->data_len);
+        luaL_pushresultsize(&b, enc);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, base + K_ARRIVAL);
+        push_arrival(L, r->arrival_ms);
+        lua_rawset(L, -3);
+        lua_rawset(L, -3); /* record.kinesis */
+
+        push_field(L, base, K_SOURCE, V_AWS_KINESIS);
+        push_field(L, base, K_VERSION, V_ONE);
+        lua_pushvalue(L, base + K_ID);
+        int n = snprintf(id, sizeof id, "%s:%s", r->shard_id ? r->shard_id : "",
+                         r->seq ? r->seq : "");
+        if (n >= 0 && (size_t)n < sizeof id) lua_pushlstring(L, id, (size_t)n);
+        else lua_pushfstring(L, "%s:%s", r->shard_id ? r->shard_id : "", r->seq ? r->seq : "");
+        lua_rawset(L, -3);
+        push_field(L, base, K_NAME, V_RECORD_NAME);
+        push_field(L, base, K_IDENTITY, V_ROLE);
+        push_field(L, base, K_REGION, V_REGION);
+        push_field(L, base, K_SOURCE_ARN, V_ARN);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_rawset(L, -3); /* event.Records */
+    lua_replace(L, base); /* keep only the event */
+    lua_settop(L, base);
+}
+
 static int l_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);

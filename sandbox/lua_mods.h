@@ -58,4 +58,11 @@ int sbx_tostring(lua_State *L);
 /* Pushes the json.null sentinel. */
 void sbx_json_push_null(lua_State *L);
 
+/* Pushes the Lua value of the Kinesis event of ev (see sbx_lua_invoke_kinesis), identical to
+ * sbx_json_decode_push of its JSON. Raises Lua errors (memory, budget). The caller checked that
+ * every string is valid UTF-8 (sbx_kinesis_utf8_ok). */
+struct sbx_kinesis_event;
+void sbx_kinesis_push(lua_State *L, const struct sbx_kinesis_event *ev);
+int sbx_kinesis_utf8_ok(const struct sbx_kinesis_event *ev);
+
 #endif

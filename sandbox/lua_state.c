@@ -555,6 +555,7 @@ static int msgh(lua_State *L)
 typedef struct invoke_req {
     const char *event;
     size_t event_len;
+    const sbx_kinesis_event *kinesis; /* when set, the event is built from it */
     const char *ctx;
     size_t ctx_len;
 } invoke_req;
@@ -618,7 +619,8 @@ static int invoke_tramp(lua_State *L)
     if (lua_type(L, -1) != LUA_TFUNCTION)
         raise_typed(L, "Runtime.HandlerNotFound", "handler is undefined or not a function");
 
-    push_caller_json(L, rq->event, rq->event_len, "event");
+    if (rq->kinesis != NULL) sbx_kinesis_push(L, rq->kinesis);
+    else push_caller_json(L, rq->event, rq->event_len, "event");
     if (rq->ctx != NULL && rq->ctx_len > 0) {
         push_caller_json(L, rq->ctx, rq->ctx_len, "context");
         if (lua_type(L, -1) != LUA_TTABLE)
@@ -819,26 +821,43 @@ static int set_error(sbx_lua_result *res, const char *type, const char *msg)
     return res->payload == NULL ? SL_ENOMEM : 0;
 }
 
+static int run_invocation(sbx_lua *l, const invoke_req *req, uint64_t deadline_mono_ns,
+                          sbx_lua_result *res);
+
 int sbx_lua_invoke(sbx_lua *l, const char *event_json, size_t event_len,
                    const char *context_json, size_t context_len, uint64_t deadline_mono_ns,
                    sbx_lua_result *res)
 {
+    invoke_req rq = {event_json, event_len, NULL, context_json,
+                     context_json != NULL ? context_len : 0};
+    memset(res, 0, sizeof *res);
+    if (event_json == NULL) {
+        rq.event = "null";
+        rq.event_len = 4;
+    }
+    return run_invocation(l, &rq, deadline_mono_ns, res);
+}
+
+int sbx_lua_invoke_kinesis(sbx_lua *l, const sbx_kinesis_event *ev, const char *context_json,
+                           size_t context_len, uint64_t deadline_mono_ns, sbx_lua_result *res)
+{
+    invoke_req rq = {NULL, 0, ev, context_json, context_json != NULL ? context_len : 0};
+    memset(res, 0, sizeof *res);
+    if (ev == NULL || (ev->n && ev->recs == NULL)) return SL_EINVAL;
+    if (!sbx_kinesis_utf8_ok(ev)) return SL_ESERIAL;
+    return run_invocation(l, &rq, deadline_mono_ns, res);
+}
+
+static int run_invocation(sbx_lua *l, const invoke_req *req, uint64_t deadline_mono_ns,
+                          sbx_lua_result *res)
+{
     lua_State *L;
-    invoke_req rq;
+    invoke_req rq = *req;
     int st;
     int rc = 0;
 
-    memset(res, 0, sizeof *res);
     if (l == NULL || !stack_ok()) return SL_EINVAL;
     L = l->L;
-    if (event_json == NULL) {
-        event_json = "null";
-        event_len = 4;
-    }
-    rq.event = event_json;
-    rq.event_len = event_len;
-    rq.ctx = context_json;
-    rq.ctx_len = context_json != NULL ? context_len : 0;
 
     if (!l->keep_log) sbx_log_reset(&l->log);
     l->keep_log = 0;

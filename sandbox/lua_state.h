@@ -169,6 +169,33 @@ int sbx_lua_invoke(sbx_lua *l, const char *event_json, size_t event_len,
                    const char *context_json, size_t context_len, uint64_t deadline_mono_ns,
                    sbx_lua_result *res);
 
+/* A Kinesis event given as records rather than JSON (the hot path of event-source mappings). */
+typedef struct sbx_kinesis_record {
+    const char *shard_id;
+    const char *seq;
+    const char *pk;
+    size_t pk_len;
+    const uint8_t *data;
+    size_t data_len;
+    int64_t arrival_ms;
+} sbx_kinesis_record;
+
+typedef struct sbx_kinesis_event {
+    const char *stream_arn;
+    const char *region;
+    const char *role_arn;
+    const sbx_kinesis_record *recs;
+    size_t n;
+} sbx_kinesis_event;
+
+/* Like sbx_lua_invoke for the AWS Lambda Kinesis event of `ev` (SPEC 4.1): the handler receives
+ * exactly the Lua value that decoding that event's JSON (functions/event.c) would give — same
+ * tables, markers, strings and numbers — built directly, without writing and parsing the JSON
+ * (which is most of an invocation's cost). Returns SL_ESERIAL, running nothing, when a string is
+ * not valid UTF-8 (the JSON encoder replaces such bytes, so the caller must use the JSON path). */
+int sbx_lua_invoke_kinesis(sbx_lua *l, const sbx_kinesis_event *ev, const char *context_json,
+                           size_t context_len, uint64_t deadline_mono_ns, sbx_lua_result *res);
+
 /* Releases payload and log of res and zeroes it. NULL is fine. */
 void sbx_lua_result_clear(sbx_lua_result *res);
 

@@ -87,8 +87,9 @@ static void note_latency(bench *bn, const char *payload, size_t len, uint64_t no
 }
 
 static void counting_invoke(void *ctx, const char *arn, char *payload, size_t len,
-                            esm_invoke_done done, void *cb_ctx)
+                            const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx)
 {
+    (void)batch;
     bench *bn = ctx;
     uint64_t now = sl_mono_ns();
     esm_invoke_result r = {ESM_INVOKE_OK, "null", 4, NULL};

@@ -51,8 +51,9 @@ static void route(void *ctx, http_exchange *x)
 }
 
 static void ignore_invoke(void *ctx, const char *arn, char *payload, size_t len,
-                          esm_invoke_done done, void *cb_ctx)
+                          const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx)
 {
+    (void)batch;
     esm_invoke_result r = {ESM_INVOKE_OK, "null", 4, NULL};
     (void)ctx, (void)arn, (void)len;
     sl_free(payload);

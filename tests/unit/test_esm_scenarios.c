@@ -120,11 +120,11 @@ static void open_broker(harness *h)
 }
 
 static void fake_invoke(void *ctx, const char *arn, char *payload, size_t len,
-                        esm_invoke_done done, void *cb_ctx);
+                        const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx);
 
 static esm_invoker fake_invoker;
-static void (*g_invoke)(void *, const char *, char *, size_t, esm_invoke_done, void *) =
-    fake_invoke;
+static void (*g_invoke)(void *, const char *, char *, size_t, const fn_event_batch *,
+                        esm_invoke_done, void *) = fake_invoke;
 
 static void open_mgr(harness *h)
 {
@@ -375,7 +375,7 @@ static void parse_call(harness *h, const char *payload, size_t len, call *c)
 }
 
 static void fake_invoke(void *ctx, const char *arn, char *payload, size_t len,
-                        esm_invoke_done done, void *cb_ctx)
+                        const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx)
 {
     harness *h = ctx;
     call *c;
@@ -386,6 +386,21 @@ static void fake_invoke(void *ctx, const char *arn, char *payload, size_t len,
     assert_true(h->ncalls < MAXCALL);
     c = &h->calls[h->ncalls++];
     parse_call(h, payload, len, c);
+    /* the records handed along (for the Lua engine's direct path) are exactly the payload's;
+     * window events carry none */
+    if (c->window) {
+        assert_null(batch);
+    } else {
+        assert_non_null(batch);
+        assert_int_equal(batch->n, c->n);
+        for (size_t i = 0; i < c->n; i++) {
+            assert_string_equal(batch->recs[i].seq, c->seqs[i]);
+            assert_int_equal(batch->recs[i].pk_len, strlen(c->pks[i]));
+            assert_memory_equal(batch->recs[i].partition_key, c->pks[i], batch->recs[i].pk_len);
+        }
+        assert_string_equal(batch->src->stream_arn,
+                            "arn:aws:kinesis:us-east-1:000000000000:stream/s");
+    }
     sl_free(payload);
     if (h->script) h->script(h, c, &st, &body, &delay);
     h->inflight++;
@@ -1334,12 +1349,12 @@ static void s_fail_for_fn_a(harness *h, const call *c, enum esm_invoke_status *s
 static char arn_seen[MAXCALL][64];
 
 static void fake_invoke_arn(void *ctx, const char *arn, char *payload, size_t len,
-                            esm_invoke_done done, void *cb_ctx)
+                            const fn_event_batch *batch, esm_invoke_done done, void *cb_ctx)
 {
     harness *h = ctx;
     snprintf(arn_seen[h->ncalls], 64, "%s", strrchr(arn, ':') + 1);
     h->poison = !strcmp(arn_seen[h->ncalls], "fa") ? "b" : NULL;
-    fake_invoke(ctx, arn, payload, len, done, cb_ctx);
+    fake_invoke(ctx, arn, payload, len, batch, done, cb_ctx);
 }
 
 static void s_fail_for_fn_a(harness *h, const call *c, enum esm_invoke_status *st, char **body,

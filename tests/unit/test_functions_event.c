@@ -14,6 +14,7 @@
 
 #include "broker/sl_common.h"
 #include "functions/event.h"
+#include "sandbox/lua_state.h"
 
 #define SEQ1 "49646437577108476416916876405825929425585429676275269634"
 #define SEQ2 "49646437577175378652512468275256581209501448250264125490"
@@ -391,6 +392,112 @@ static void test_window_state_is_copied(void **state)
     assert_int_equal(first, 99);
 }
 
+/* The Lua sandbox's direct Kinesis event (sbx_lua_invoke_kinesis) must be exactly the value that
+ * decoding fn_event_build's JSON gives: same members and values, same number types (integer
+ * for whole-second arrival times), same json markers. Random batches, both paths, one handler. */
+static const char probe_code[] =
+    "local function kinds(ev)\n"
+    "  local t = {}\n"
+    "  local obj, arr = getmetatable(json.decode('{}')), getmetatable(json.decode('[]'))\n"
+    "  t[#t + 1] = getmetatable(ev) == obj and getmetatable(ev.Records) == arr\n"
+    "  for _, r in ipairs(ev.Records) do\n"
+    "    t[#t + 1] = math.type(r.kinesis.approximateArrivalTimestamp)\n"
+    "    t[#t + 1] = getmetatable(r) == obj and getmetatable(r.kinesis) == obj\n"
+    "  end\n"
+    "  return t\n"
+    "end\n"
+    "function handler(event) return { event = event, kinds = kinds(event) } end\n";
+
+static char *run_probe(sbx_lua *l, const fn_event_source *src, const fn_event_record *recs,
+                       size_t n, bool direct)
+{
+    sbx_lua_result res;
+    char *out;
+    if (direct) {
+        sbx_kinesis_event ev = {src->stream_arn, src->region, src->role_arn,
+                                (const sbx_kinesis_record *)recs, n};
+        assert_int_equal(sbx_lua_invoke_kinesis(l, &ev, NULL, 0, 0, &res), 0);
+    } else {
+        char *json;
+        size_t len;
+        assert_int_equal(fn_event_build(src, recs, n, NULL, &json, &len), 0);
+        assert_int_equal(sbx_lua_invoke(l, json, len, NULL, 0, 0, &res), 0);
+        sl_free(json);
+    }
+    if (res.status != SBX_LUA_OK) fprintf(stderr, "probe failed: %s\n", res.payload);
+    assert_int_equal(res.status, SBX_LUA_OK);
+    out = res.payload;
+    res.payload = NULL;
+    sbx_lua_result_clear(&res);
+    return out;
+}
+
+static void test_direct_lua_event_matches_json_path(void **state)
+{
+    (void)state;
+    /* the sandbox casts fn_event_record to sbx_kinesis_record: same layout */
+    assert_int_equal(sizeof(fn_event_record), sizeof(sbx_kinesis_record));
+    assert_int_equal(offsetof(fn_event_record, data_len), offsetof(sbx_kinesis_record, data_len));
+    assert_int_equal(offsetof(fn_event_record, arrival_ms),
+                     offsetof(sbx_kinesis_record, arrival_ms));
+    sbx_lua *l;
+    sbx_lua_error err;
+    assert_int_equal(sbx_lua_new(&l, probe_code, sizeof probe_code - 1, "probe.lua", "handler",
+                                 NULL, NULL, &err),
+                     0);
+    fn_event_source src = {"arn:aws:kinesis:us-east-1:000000000000:stream/s", "us-east-1",
+                           "arn:aws:iam::000000000000:role/r"};
+    srand(7);
+    for (int round = 0; round < 50; round++) {
+        enum { N = 20 };
+        static char seqs[N][57], keys[N][40];
+        static uint8_t data[N][64];
+        fn_event_record recs[N];
+        size_t n = (size_t)(rand() % N);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(seqs[i], sizeof seqs[i], "4%055zu", (size_t)rand());
+            switch (rand() % 4) {
+            case 0: snprintf(keys[i], sizeof keys[i], "k-%d", rand()); break;
+            case 1: snprintf(keys[i], sizeof keys[i], "\xc3\xbc\"\\\n\x01 %d", rand() % 9); break;
+            case 2: snprintf(keys[i], sizeof keys[i], "\xe2\x82\xac/%d", rand() % 9); break;
+            default: snprintf(keys[i], sizeof keys[i], "%d", rand()); break;
+            }
+            size_t dl = (size_t)(rand() % 64);
+            for (size_t k = 0; k < dl; k++) data[i][k] = (uint8_t)rand();
+            int64_t ms = 1714644901000LL + (rand() % 4 == 0 ? 0 : rand() % 1000) +
+                         1000LL * (rand() % 100);
+            recs[i] = (fn_event_record){"shardId-000000000003", seqs[i], keys[i],
+                                        strlen(keys[i]), data[i], dl, ms};
+        }
+        char *a = run_probe(l, &src, recs, n, true);
+        char *b = run_probe(l, &src, recs, n, false);
+        cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+        assert_non_null(ja);
+        assert_non_null(jb);
+        if (!cJSON_Compare(ja, jb, 1)) fprintf(stderr, "direct: %s\njson:   %s\n", a, b);
+        assert_true(cJSON_Compare(ja, jb, 1));
+        /* number types and markers, literally */
+        char *ka = cJSON_PrintUnformatted(cJSON_GetObjectItem(ja, "kinds"));
+        char *kb = cJSON_PrintUnformatted(cJSON_GetObjectItem(jb, "kinds"));
+        assert_string_equal(ka, kb);
+        assert_non_null(strstr(ka, "true"));
+        cJSON_free(ka);
+        cJSON_free(kb);
+        cJSON_Delete(ja);
+        cJSON_Delete(jb);
+        sl_free(a);
+        sl_free(b);
+    }
+    /* a partition key that is not valid UTF-8 cannot take the direct path */
+    fn_event_record bad = {"shardId-000000000000", "40", "\xff\xfe", 2, NULL, 0, 1};
+    sbx_kinesis_event ev = {src.stream_arn, src.region, src.role_arn,
+                            (const sbx_kinesis_record *)&bad, 1};
+    sbx_lua_result res;
+    assert_int_equal(sbx_lua_invoke_kinesis(l, &ev, NULL, 0, 0, &res), SL_ESERIAL);
+    sbx_lua_result_clear(&res);
+    sbx_lua_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_failures_respects_length),
         cmocka_unit_test(test_window_state_required),
         cmocka_unit_test(test_window_state_is_copied),
+        cmocka_unit_test(test_direct_lua_event_matches_json_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
