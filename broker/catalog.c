@@ -13,6 +13,15 @@
  * in catalog_migrate(); never change the meaning of an existing column. */
 #define CATALOG_SCHEMA 1
 
+/* Doubles a result array (16 entries at first): the new array, or NULL with v unchanged. */
+static void *grow(void *v, size_t *cap, size_t elem)
+{
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *nv = sl_realloc(v, nc * elem);
+    if (nv) *cap = nc;
+    return nv;
+}
+
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
@@ -253,14 +262,12 @@ int brk_catalog_streams(brk_catalog *c, brk_cat_stream **out, size_t *n)
     if (rc) goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            brk_cat_stream *nv = sl_realloc(v, nc * sizeof *v);
+            void *nv = grow(v, &cap, sizeof *v);
             if (!nv) {
                 rc = SL_ENOMEM;
                 break;
             }
             v = nv;
-            cap = nc;
         }
         brk_cat_stream *s = &v[cnt++];
         memset(s, 0, sizeof *s);
@@ -316,14 +323,12 @@ int brk_catalog_shards(brk_catalog *c, const char *stream, brk_cat_shard **out, 
     if (rc) goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            brk_cat_shard *nv = sl_realloc(v, nc * sizeof *v);
+            void *nv = grow(v, &cap, sizeof *v);
             if (!nv) {
                 rc = SL_ENOMEM;
                 break;
             }
             v = nv;
-            cap = nc;
         }
         brk_cat_shard *s = &v[cnt++];
         memset(s, 0, sizeof *s);
@@ -504,14 +509,12 @@ int brk_catalog_meta_keys(brk_catalog *c, const char *ns, char ***keys, size_t *
     if (rc) goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            char **nv = sl_realloc(v, nc * sizeof *v);
+            void *nv = grow(v, &cap, sizeof *v);
             if (!nv) {
                 rc = SL_ENOMEM;
                 break;
             }
             v = nv;
-            cap = nc;
         }
         const char *k = (const char *)sqlite3_column_text(st, 0);
         v[cnt] = sl_strdup(k ? k : "");
