@@ -315,7 +315,9 @@ void esm__lane_invoke(esm_lane *l)
     sl_free(l->inflight_recs);
     l->inflight_recs = mp->cfg.tumbling_s ? NULL : recs;
     if (mp->cfg.tumbling_s) sl_free(recs);
-    l->inflight_src = src;
+    snprintf(l->inflight_arn, sizeof l->inflight_arn, "%s", src.stream_arn);
+    snprintf(l->inflight_role, sizeof l->inflight_role, "%s", src.role_arn);
+    l->inflight_src = (fn_event_source){l->inflight_arn, m->region, l->inflight_role};
     l->inflight_batch = (fn_event_batch){&l->inflight_src, l->inflight_recs, n};
 
     for (size_t i = 0; i < n; i++) l->batch[rg->lo + i]->invokes++;

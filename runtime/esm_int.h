@@ -69,7 +69,10 @@ struct esm_lane {
     bool inflight;               /* invocation outstanding */
     fn_event_record *inflight_recs; /* the in-flight event's records (fn_event_batch), freed
                                        when its result arrives */
-    fn_event_source inflight_src;
+    fn_event_source inflight_src;   /* points at the copies below: an update of the mapping
+                                       may rewrite its config while the call is out */
+    char inflight_arn[ESM_ARN_LEN];
+    char inflight_role[ESM_ARN_LEN];
     fn_event_batch inflight_batch;
     bool sending;                /* on-failure record being delivered */
     bool timer_armed;            /* batching window open */
