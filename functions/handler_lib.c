@@ -821,6 +821,20 @@ static int reply_member(const char *json, size_t len, const char *key, jcur *at)
     return 0;
 }
 
+/* Sends a request built in b (freed here) as host call op; -1 with g_last_error set when b ran
+ * out of memory or the call failed. */
+static int send_request(const char *op, obuf *b, char **resp, size_t *rlen)
+{
+    if (b->oom) {
+        free(b->p);
+        snprintf(g_last_error, sizeof g_last_error, "Runtime.OutOfMemory: %s request", op);
+        return -1;
+    }
+    int rc = sluice_host_call(op, b->p, b->n, resp, rlen);
+    free(b->p);
+    return rc ? -1 : 0;
+}
+
 int sluice_put_record(const char *stream, const char *partition_key, const void *data,
                       size_t data_len, char *seq_out, size_t cap)
 {
@@ -836,15 +850,9 @@ int sluice_put_record(const char *stream, const char *partition_key, const void 
     ob_str(&b, ",\"Data\":\"");
     ob_base64(&b, data, data_len);
     ob_str(&b, "\"}");
-    if (b.oom) {
-        free(b.p);
-        snprintf(g_last_error, sizeof g_last_error, "Runtime.OutOfMemory: put_record request");
-        return -1;
-    }
     char *resp = NULL;
     size_t rlen = 0;
-    int rc = sluice_host_call("put_record", b.p, b.n, &resp, &rlen);
-    free(b.p);
+    int rc = send_request("put_record", &b, &resp, &rlen);
     if (rc) return -1;
     jcur at;
     char *seq = NULL;
@@ -881,15 +889,9 @@ int sluice_put_records(const char *stream, const sluice_put_entry *entries, size
         ob_str(&b, "\"}");
     }
     ob_str(&b, "]}");
-    if (b.oom) {
-        free(b.p);
-        snprintf(g_last_error, sizeof g_last_error, "Runtime.OutOfMemory: put_records request");
-        return -1;
-    }
     char *resp = NULL;
     size_t rlen = 0;
-    int rc = sluice_host_call("put_records", b.p, b.n, &resp, &rlen);
-    free(b.p);
+    int rc = send_request("put_records", &b, &resp, &rlen);
     if (rc) return -1;
     jcur at;
     double failed = 0;
